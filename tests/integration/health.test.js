@@ -1,0 +1,152 @@
+'use strict';
+// PROTOCOL.md section 5: backend health, heartbeats and fail-fast.
+// avd runs with --heartbeat-interval-ms 100 --heartbeat-timeout-ms 400.
+
+const { test, describe, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const {
+  startAvd, scope, isCall, isEvent, assertErrorResponse, sleep, uniq,
+} = require('./lib/harness');
+
+const T = { timeout: 15000 };
+
+function healthOf(session, status) {
+  return (m) => isEvent(m, 'backend_health') && m.data && m.data.session === session &&
+    (status === undefined || m.data.status === status);
+}
+
+describe('health with a 100 ms heartbeat interval and 400 ms timeout', () => {
+  let avd;
+  before(async () => {
+    avd = await startAvd(['--heartbeat-interval-ms', '100', '--heartbeat-timeout-ms', '400']);
+  });
+  after(async () => { if (avd) await avd.stop(); });
+
+  // A ready backend owning method m; autoPong as given.
+  async function readyBackend(s, autoPong) {
+    const name = uniq('hb-be');
+    const m = uniq('hb.m');
+    const be = await s.client(avd, { role: 'backend', name, autoPong });
+    be.send({ type: 'ready', handlers: [m] });
+    return { be, m, name };
+  }
+
+  test('welcome announces the heartbeat settings', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    assert.equal(fe.welcome.heartbeat_interval_ms, 100);
+    assert.equal(fe.welcome.config.heartbeatTimeoutMs, 400);
+  });
+
+  test('avd pings a silent backend with __ping__ and an __av_ping_ id', T, async (t) => {
+    const s = scope(t);
+    const { be } = await readyBackend(s, false);
+    const t0 = Date.now();
+    const ping = await be.next((m) => isCall(m, '__ping__'), 2000);
+    const elapsed = Date.now() - t0;
+    assert.match(String(ping.id), /^__av_ping_/);
+    assert.equal(typeof ping.id, 'string');
+    assert.equal(ping.params.schema_version, 1);
+    assert.equal(typeof ping.params.ts, 'number');
+    assert.ok(Math.abs(ping.params.ts - Date.now()) < 60000, `ping ts is wall-clock ms (${ping.params.ts})`);
+    assert.ok(elapsed < 1000, `first ping after ${elapsed} ms of silence (interval 100)`);
+    be.send({ id: ping.id, ok: true, result: { status: 'pong' } });
+    await be.expectNone((m) => m.type === 'error', 100, 'the pong was refused');
+  });
+
+  test('a backend that answers pings stays healthy over 1.5 s', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, m } = await readyBackend(s, true);
+    be.serve(m, () => 'alive');
+    await fe.next((x) => isEvent(x, 'backend_ready') && x.data.session === be.session, 2000);
+    await sleep(1500);
+    assert.ok(be.pings.length >= 3, `avd pinged ${be.pings.length} times in 1.5 s with interval 100`);
+    const bad = fe.drain((x) => (healthOf(be.session, 'unhealthy')(x)) ||
+      (isEvent(x, 'backend_error') && x.data.session === be.session));
+    assert.deepEqual(bad, [], 'no unhealthy/backend_error for a backend answering pings');
+    assert.equal(await fe.callOk(m), 'alive');
+  });
+
+  test('a silent backend becomes unhealthy: backend_health unhealthy and backend_error heartbeat, fatal false', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, name } = await readyBackend(s, false);
+    const t0 = Date.now();
+    const h = await fe.next(healthOf(be.session, 'unhealthy'), 3000);
+    const elapsed = Date.now() - t0;
+    assert.equal(h.data.backend, name);
+    assert.equal(typeof h.data.ts, 'number');
+    assert.equal(h.data.schema_version, 1);
+    assert.ok(elapsed >= 300, `unhealthy after ${elapsed} ms, before the 400 ms timeout`);
+    assert.ok(elapsed < 2000, `unhealthy after ${elapsed} ms, long after the 400 ms timeout`);
+    const e = await fe.next((x) => isEvent(x, 'backend_error') && x.data.session === be.session, 2000);
+    assert.equal(e.data.backend, name);
+    assert.equal(e.data.source, 'heartbeat');
+    assert.equal(e.data.fatal, false);
+    assert.equal(typeof e.data.message, 'string');
+    assert.ok(e.data.message.length > 0);
+    assert.equal(e.data.schema_version, 1);
+  });
+
+  test('calls to an unhealthy backend get BACKEND_UNAVAILABLE at once', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, m, name } = await readyBackend(s, false);
+    await fe.next(healthOf(be.session, 'unhealthy'), 3000);
+    const t0 = Date.now();
+    const res = await fe.call(m, {}, {}, 2000);
+    const elapsed = Date.now() - t0;
+    const err = assertErrorResponse(res, 'BACKEND_UNAVAILABLE');
+    assert.equal(err.data.method, m);
+    assert.equal(err.data.backend, name);
+    assert.equal(err.data.session, be.session);
+    assert.equal(typeof err.data.reason, 'string');
+    assert.ok(elapsed < 100, `BACKEND_UNAVAILABLE took ${elapsed} ms`);
+    await be.expectNone((x) => isCall(x, m), 100, 'the call was forwarded to an unhealthy backend');
+  });
+
+  test('a call pending when its backend turns unhealthy fails with BACKEND_UNAVAILABLE', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, m } = await readyBackend(s, false);
+    const { response } = fe.startCall(m, {}, { timeout_ms: 0 }, 4000);
+    await be.next((x) => isCall(x, m), 2000);
+    const res = await response;
+    assertErrorResponse(res, 'BACKEND_UNAVAILABLE');
+    // the unhealthy transition was announced too
+    await fe.next(healthOf(be.session, 'unhealthy'), 1000);
+  });
+
+  test('the next message from an unhealthy backend makes it alive again', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, m } = await readyBackend(s, false);
+    await fe.next(healthOf(be.session, 'unhealthy'), 3000);
+    be.enableAutoPong();
+    be.serve(m, () => 'back');
+    be.send({ type: 'event', event: uniq('life.'), data: {} });
+    const h = await fe.next(healthOf(be.session, 'alive'), 2000);
+    assert.equal(h.data.status, 'alive');
+    assert.equal(await fe.callOk(m), 'back');
+  });
+
+  test('backend_health events sent by a backend reach frontends with backend and session added', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be, name } = await readyBackend(s, true);
+    const ts = Date.now();
+    be.send({ type: 'event', event: 'backend_health', data: { status: 'alive', ts, schema_version: 1 } });
+    const h = await fe.next((x) => healthOf(be.session, 'alive')(x) && x.data.ts === ts, 2000);
+    assert.equal(h.data.backend, name);
+    assert.equal(h.data.session, be.session);
+    assert.equal(h.data.schema_version, 1);
+  });
+
+  test('frontends are not pinged with __ping__ calls', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    await fe.expectNone((x) => isCall(x, '__ping__'), 700, 'a frontend got a __ping__ call');
+    assert.equal(fe.isOpen(), true, 'a quiet frontend stays connected');
+  });
+});

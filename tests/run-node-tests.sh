@@ -1,0 +1,114 @@
+#!/bin/sh
+# Run node:test files against a real avd.
+#
+#   tests/run-node-tests.sh DIR|FILE...
+#
+# Every DIR contributes its *.test.js files (not recursive), every FILE
+# itself.  The script makes sure the `ws` package can be loaded: when it
+# cannot be resolved from tests/, it runs `npm ci` with tests/package.json
+# and tests/package-lock.json into a writable directory ($AVD_TEST_NODE_DIR,
+# else tests/ itself when writable, else ./node-deps under the current
+# directory, which is the build directory under make) and passes it on
+# through NODE_PATH.  So it also works from the read-only source copy that
+# `make distcheck` uses.
+#
+# Environment:
+#   AVD_BIN                  the avd binary (default: ./daemon/avd or
+#                            ../daemon/avd from the current directory, else
+#                            the one next to this script's tests/ directory)
+#   AVD_TEST_NODE_DIR        where to install node modules if needed
+#   AVD_TEST_CONCURRENCY     test files run at once (default 1)
+#   AVD_TEST_REPORTER        node test reporter (default spec)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ $# -eq 0 ]; then
+	set -- "$here/integration"
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+	echo "run-node-tests.sh: node is not installed" >&2
+	exit 1
+fi
+
+# --- the avd binary --------------------------------------------------------
+if [ -z "${AVD_BIN:-}" ]; then
+	for cand in "$PWD/daemon/avd" "$PWD/../daemon/avd" "$here/../daemon/avd"; do
+		if [ -x "$cand" ]; then
+			AVD_BIN=$cand
+			break
+		fi
+	done
+fi
+if [ -n "${AVD_BIN:-}" ]; then
+	case $AVD_BIN in
+	/*) ;;
+	*) AVD_BIN="$PWD/$AVD_BIN" ;;
+	esac
+	if [ ! -x "$AVD_BIN" ]; then
+		echo "run-node-tests.sh: AVD_BIN=$AVD_BIN is not an executable" >&2
+		exit 1
+	fi
+	export AVD_BIN
+else
+	echo "run-node-tests.sh: no avd binary found (build it or set AVD_BIN)" >&2
+	exit 1
+fi
+
+# --- the ws package --------------------------------------------------------
+ws_ok() {
+	(cd "$here" && node -e "require.resolve('ws')") >/dev/null 2>&1
+}
+
+if ! ws_ok; then
+	if [ -n "${AVD_TEST_NODE_DIR:-}" ]; then
+		dest=$AVD_TEST_NODE_DIR
+	elif [ -w "$here" ]; then
+		dest=$here
+	else
+		dest="$PWD/node-deps"
+	fi
+	mkdir -p "$dest"
+	dest=$(cd "$dest" && pwd)
+	if [ ! -d "$dest/node_modules/ws" ]; then
+		if [ "$dest" != "$here" ]; then
+			cp "$here/package.json" "$here/package-lock.json" "$dest/"
+			chmod u+w "$dest/package.json" "$dest/package-lock.json"
+		fi
+		echo "run-node-tests.sh: installing test dependencies into $dest" >&2
+		npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error >&2
+	fi
+	NODE_PATH="$dest/node_modules${NODE_PATH:+:$NODE_PATH}"
+	export NODE_PATH
+	if ! ws_ok; then
+		echo "run-node-tests.sh: the ws package still cannot be loaded" >&2
+		exit 1
+	fi
+fi
+
+# --- the test files --------------------------------------------------------
+files=
+for arg in "$@"; do
+	if [ -d "$arg" ]; then
+		for f in "$arg"/*.test.js; do
+			[ -e "$f" ] && files="$files $f"
+		done
+	elif [ -f "$arg" ]; then
+		files="$files $arg"
+	else
+		echo "run-node-tests.sh: no such file or directory: $arg" >&2
+		exit 1
+	fi
+done
+if [ -z "$files" ]; then
+	echo "run-node-tests.sh: no test files in $*" >&2
+	exit 1
+fi
+
+concurrency=${AVD_TEST_CONCURRENCY:-1}
+reporter=${AVD_TEST_REPORTER:-spec}
+
+echo "run-node-tests.sh: avd=$AVD_BIN node=$(node --version)" >&2
+# shellcheck disable=SC2086
+exec node --test --test-concurrency="$concurrency" --test-reporter="$reporter" $files
