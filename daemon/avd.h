@@ -1,0 +1,582 @@
+/*
+ * avd.h - the one internal header of the avd daemon.
+ *
+ * Grouped by module, one banner per .c file.  Ownership words follow
+ * jansson's documentation: "new" means the caller owns the result and must
+ * free it, "borrowed" means the callee keeps ownership, "steals" means the
+ * callee takes over the caller's reference.  Functions that can fail return
+ * 0 or a negative errno-style value and put details into a caller-owned
+ * struct avd_err.
+ *
+ * Everything here runs on the single event-loop thread; nothing is locked.
+ */
+#ifndef AVD_H
+#define AVD_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AVD_SCHEMA_VERSION 1
+#define AVD_SERVER_NAME "avd/" PACKAGE_VERSION
+
+struct session;
+struct call;
+
+/* ===================================================================== */
+/* util.c - allocation, time, small vectors                               */
+/* ===================================================================== */
+
+/* Allocate or abort: avd cannot do anything useful once malloc fails. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Monotonic milliseconds; tests may replace the source with clock_set_fake. */
+uint64_t clock_ms(void);
+/* Wall-clock milliseconds since the epoch, for "ts" fields people read. */
+int64_t clock_wall_ms(void);
+/* Make clock_ms return *fake (borrowed) instead of the real clock; NULL restores. */
+void clock_set_fake(const uint64_t *fake);
+
+/* A growable array of borrowed pointers; order is insertion order. */
+struct ptrvec {
+	void **v;
+	uint32_t n, cap;
+};
+void ptrvec_push(struct ptrvec *pv, void *p);
+/* Remove the first occurrence of p, keeping order; returns 1 if found. */
+int ptrvec_remove(struct ptrvec *pv, const void *p);
+void ptrvec_free(struct ptrvec *pv);
+
+/* ===================================================================== */
+/* map.c - string-keyed hash map of borrowed values                       */
+/* ===================================================================== */
+
+struct map;
+/* New empty map. */
+struct map *map_new(void);
+/* Free the map itself; values are the caller's. */
+void map_free(struct map *m);
+/* Borrowed value for key, or NULL. */
+void *map_get(const struct map *m, const char *key, size_t klen);
+/* Insert or replace; the map copies the key. */
+void map_set(struct map *m, const char *key, size_t klen, void *val);
+/* Remove key; returns the old value or NULL. */
+void *map_del(struct map *m, const char *key, size_t klen);
+size_t map_count(const struct map *m);
+/* Call fn for every entry; fn must not change the map. */
+void map_each(const struct map *m,
+	      void (*fn)(const char *key, void *val, void *arg), void *arg);
+
+/* ===================================================================== */
+/* timer.c - one min-heap of deadlines, driven by the event loop          */
+/* ===================================================================== */
+
+struct timer;
+typedef void (*timer_fn)(struct timer *t);
+struct timer {
+	uint64_t due;  /* clock_ms() at which it fires */
+	uint32_t slot; /* heap index + 1; 0 = not armed */
+	timer_fn fn;
+};
+
+/* Arm (or re-arm) t to call fn after delay_ms. */
+void timer_arm(struct timer *t, uint64_t delay_ms, timer_fn fn);
+/* Disarm t; harmless when it is not armed. */
+void timer_cancel(struct timer *t);
+static inline bool timer_armed(const struct timer *t) { return t->slot != 0; }
+/* Fire every timer due at clock_ms(); returns how many fired. */
+int timer_run_due(void);
+/* Milliseconds until the next deadline, or -1 when none is armed. */
+int64_t timer_next_in(void);
+/* Called whenever the earliest deadline changes (the loop re-schedules). */
+void timer_set_wakeup(void (*fn)(void));
+/* Drop every armed timer (shutdown and tests). */
+void timer_reset(void);
+
+/* ===================================================================== */
+/* log.c - levelled one-line logging to stderr                            */
+/* ===================================================================== */
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Parse "error|warn|info|debug"; returns 0 or -EINVAL. */
+int log_parse_level(const char *s, enum log_level *out);
+void log_set_level(enum log_level l);
+enum log_level log_get_level(void);
+void log_msg(enum log_level l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                   \
+	do {                                                             \
+		if (log_get_level() >= LOG_DEBUG)                        \
+			log_msg(LOG_DEBUG, __VA_ARGS__);                 \
+	} while (0)
+
+/* ===================================================================== */
+/* error.c - the structured errors of protocol section 9                  */
+/* ===================================================================== */
+
+enum avd_code {
+	AVD_OK = 0,
+	AVD_E_PARSE,
+	AVD_E_INVALID_REQUEST,
+	AVD_E_UNSUPPORTED_SCHEMA,
+	AVD_E_UNAUTHORIZED,
+	AVD_E_ENCODING,
+	AVD_E_PAYLOAD_TOO_LARGE,
+	AVD_E_METHOD_NOT_FOUND,
+	AVD_E_ALREADY_REGISTERED,
+	AVD_E_BACKEND_UNAVAILABLE,
+	AVD_E_TIMEOUT,
+	AVD_E_CANCELLED,
+	AVD_E_QUEUE_FULL,
+	AVD_E_EVENT_LOOP_CLOSED,
+	AVD_E_SCRIPT_EXECUTION,
+	AVD_E_WINDOW_OPERATION,
+	AVD_E_BACKEND_ERROR,
+	AVD_E_INTERNAL,
+	AVD_E__COUNT
+};
+
+/* Details of a failure, filled by the callee, owned by the caller. */
+struct avd_err {
+	enum avd_code code;
+	char message[240];
+	json_t *data; /* new reference or NULL; freed by err_clear */
+};
+
+/* Wire code ("METHOD_NOT_FOUND") of c. */
+const char *err_code_str(enum avd_code c);
+/* Wire name ("MethodNotFound") of c. */
+const char *err_name_str(enum avd_code c);
+/* Fill e; steals data (may be NULL); returns -1 so callers can `return err_set(...)`. */
+int err_set(struct avd_err *e, enum avd_code c, json_t *data, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Release e->data and reset e. */
+void err_clear(struct avd_err *e);
+/* New error object {code,name,message,data}; consumes e's data. */
+json_t *err_to_json(struct avd_err *e);
+/* New error object built directly; steals data. */
+json_t *err_json(enum avd_code c, json_t *data, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ===================================================================== */
+/* frame.c - refcounted serialized messages shared by all recipients      */
+/* ===================================================================== */
+
+/* Headroom before the payload for the transport's own header (LWS_PRE). */
+#define FRAME_HEADROOM 16
+
+struct frame {
+	uint32_t refs;
+	uint32_t len; /* JSON bytes, not counting the '\n' after them */
+	/* FRAME_HEADROOM bytes, then len bytes of JSON, then '\n' */
+	unsigned char mem[];
+};
+
+/* New frame holding the compact JSON of j (borrowed); refs = 1. */
+struct frame *frame_from_json(const json_t *j);
+/* New frame copying len bytes; refs = 1. */
+struct frame *frame_from_bytes(const void *p, size_t len);
+static inline unsigned char *frame_data(struct frame *f)
+{
+	return f->mem + FRAME_HEADROOM;
+}
+static inline struct frame *frame_ref(struct frame *f)
+{
+	f->refs++;
+	return f;
+}
+/* Drop one reference; frees on the last. */
+void frame_unref(struct frame *f);
+
+/* ===================================================================== */
+/* outq.c - per-session outbound queue with priority lanes                */
+/* ===================================================================== */
+
+/* Lanes in write order: control first, then responses, then events. */
+enum lane { LANE_CONTROL, LANE_RESPONSE, LANE_EVENT, LANE__COUNT };
+
+struct lane_ring {
+	struct frame **v;
+	uint32_t head, count, cap;
+};
+
+struct outq {
+	struct lane_ring lane[LANE__COUNT];
+	size_t bytes;      /* queued JSON bytes across lanes */
+	size_t high_water; /* largest bytes ever queued */
+	uint64_t dropped;  /* events dropped since the last avd:dropped */
+};
+
+/* Append f to lane, taking a new reference. */
+void outq_push(struct outq *q, enum lane l, struct frame *f);
+/* Borrowed next frame in lane order without removing it, or NULL. */
+struct frame *outq_peek(const struct outq *q);
+/* Remove the frame outq_peek returned; the caller gets its reference. */
+struct frame *outq_pop(struct outq *q);
+static inline bool outq_empty(const struct outq *q)
+{
+	return q->lane[0].count + q->lane[1].count + q->lane[2].count == 0;
+}
+/* Drop everything queued (session closing). */
+void outq_clear(struct outq *q);
+
+/* ===================================================================== */
+/* utf8.c - text repair the wire needs                                    */
+/* ===================================================================== */
+
+/*
+ * Replace every lone UTF-16 surrogate escape ("\ud83d" with no partner)
+ * inside JSON strings of buf with "\ufffd", in place (same length).
+ * Returns how many were replaced.
+ */
+size_t utf8_repair_json_surrogates(char *buf, size_t len);
+/* True when p[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool utf8_valid(const unsigned char *p, size_t len);
+
+/* ===================================================================== */
+/* msg.c - decoding and validating one inbound message                    */
+/* ===================================================================== */
+
+enum msg_kind {
+	MSG_CALL,
+	MSG_RESPONSE,
+	MSG_HELLO,
+	MSG_READY,
+	MSG_EVENT,
+	MSG_CHUNK,
+	MSG_CANCEL,
+	MSG_ERROR,
+};
+
+/* A decoded message; every pointer is borrowed from root. */
+struct msg {
+	enum msg_kind kind;
+	json_t *root; /* new reference, released by msg_free */
+	json_t *id;   /* string or integer, or NULL */
+	/* call */
+	const char *method;
+	json_t *params; /* never NULL for calls: absent = json null */
+	bool has_timeout;
+	int64_t timeout_ms;
+	/* response */
+	bool ok;
+	json_t *result; /* ok */
+	json_t *error;  /* !ok */
+	/* hello */
+	int64_t schema_version;
+	const char *role, *name, *token;
+	json_t *subscribe;
+	/* ready */
+	json_t *handlers;
+	/* event */
+	const char *event;
+	json_t *data; /* event data/detail, chunk data; NULL = absent */
+	json_t *to;
+	bool echo;
+	/* cancel */
+	const char *reason;
+};
+
+/*
+ * Parse and validate buf (modified in place by surrogate repair).  On
+ * failure fills err (PARSE_ERROR, ENCODING or INVALID_REQUEST) and, when an
+ * id could be read, sets *bad_id to a new reference so the caller can answer
+ * as a response.
+ */
+int msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
+	       json_t **bad_id);
+void msg_free(struct msg *m);
+/* True when s is a valid event name (1-255 bytes of [A-Za-z0-9_.:/-]). */
+bool msg_valid_event_name(const char *s, size_t len);
+/* Canonical string key of a call id (string or integer) into buf. */
+int msg_id_key(const json_t *id, char *buf, size_t size);
+
+/* ===================================================================== */
+/* config.c - settings from defaults, config file and flags               */
+/* ===================================================================== */
+
+struct config {
+	char *listen;
+	int port;
+	char *token; /* NULL with no_auth until generated */
+	char *token_file;
+	bool no_auth;
+	bool allow_remote; /* permit a non-loopback --listen */
+	struct ptrvec allow_origins; /* char *, new */
+	char *ui_dir;
+	char *config_file;
+	uint32_t call_timeout_ms;
+	uint32_t heartbeat_interval_ms;
+	uint32_t heartbeat_timeout_ms;
+	uint32_t hello_timeout_ms;
+	size_t max_message_bytes;
+	size_t max_queue_bytes;
+	uint32_t max_pending_calls;
+	uint32_t max_sessions;
+	bool backend_fail_fast;
+	enum log_level log_level;
+};
+
+/* Fill c with the built-in defaults. */
+void config_defaults(struct config *c);
+/*
+ * Apply the config file named by --config (if any), then the flags.
+ * Returns 0, 1 when the program should exit 0 (--help, --version), or
+ * -EINVAL with err->message naming the problem.
+ */
+int config_parse_args(struct config *c, int argc, char **argv,
+		      struct avd_err *err);
+/* Apply one JSON config object (keys in snake_case); names the bad key. */
+int config_apply_json(struct config *c, const json_t *obj, struct avd_err *err);
+void config_free(struct config *c);
+/* New object of the settings clients see in welcome.config. */
+json_t *config_client_json(const struct config *c);
+
+/* ===================================================================== */
+/* auth.c - token, runtime file, origin allow-list                        */
+/* ===================================================================== */
+
+/* Make a 128-bit random hex token into out[33]; returns 0 or -errno. */
+int auth_make_token(char out[33]);
+/* Constant-time comparison of a presented token with the configured one. */
+bool auth_token_ok(const struct config *c, const char *presented);
+/* Write token to $XDG_RUNTIME_DIR/avd/token (0600, dir 0700), and url beside it. */
+int auth_write_runtime(const struct config *c, int port, struct avd_err *err);
+/* Remove the runtime files written by auth_write_runtime. */
+void auth_remove_runtime(void);
+/* True when an Origin header value may open a WebSocket. */
+bool auth_origin_ok(const struct config *c, int port, const char *origin);
+
+/* ===================================================================== */
+/* session.c - sessions and their pluggable transports                    */
+/* ===================================================================== */
+
+enum role { ROLE_FRONTEND, ROLE_BACKEND };
+enum health { HEALTH_NONE, HEALTH_READY, HEALTH_ALIVE, HEALTH_UNHEALTHY };
+enum sstate { SESSION_HELLO, SESSION_OPEN, SESSION_CLOSING };
+
+/* What a session needs from the byte stream under it. */
+struct transport_ops {
+	const char *name; /* "ws", "stdio", "test" */
+	/* Frames were queued: arrange to write them soon. */
+	void (*kick)(struct session *s);
+	/* Flush (unless discard) then close with code/reason; the transport
+	 * calls session_gone once the peer is really gone. */
+	void (*close)(struct session *s, int code, const char *reason,
+		      bool discard);
+};
+
+struct session {
+	char id[24]; /* "s17" */
+	enum role role;
+	enum sstate state;
+	enum health health;
+	char *name; /* new */
+	const struct transport_ops *ops;
+	void *tx;    /* borrowed transport handle (struct lws *, ...) */
+	bool authed; /* token already proven (URL or no-auth) */
+	struct outq q;
+	uint64_t last_rx_ms;
+	struct timer hello_timer;
+	struct timer health_timer;
+	uint64_t deliver_gen;      /* pubsub de-duplication stamp */
+	struct ptrvec methods;     /* char *, new: methods this session owns */
+	struct ptrvec subs;        /* char *, new: its subscription patterns */
+	struct call *calls_out;    /* calls it made, list head */
+	struct call *calls_in;     /* calls it must answer, list head */
+	struct map *out_ids;       /* caller id key -> struct call, lazily */
+	uint32_t pending_out;      /* calls it made still pending */
+	uint32_t pending_in;
+	struct session *prev, *next; /* hub.sessions list */
+};
+
+/* New session on transport ops/tx, registered with the hub. */
+struct session *session_new(const struct transport_ops *ops, void *tx,
+			    enum sstate state);
+/* Queue f (borrowed; a reference is taken) in lane and kick the transport.
+ * Events are dropped when over the queue limit; returns 1 when dropped. */
+int session_send_frame(struct session *s, enum lane l, struct frame *f);
+/* Serialize j (borrowed) and queue it. */
+int session_send_json(struct session *s, enum lane l, const json_t *j);
+/* Send a typed {"type":"error"} in the control lane; steals data. */
+void session_send_error(struct session *s, enum avd_code c, json_t *data,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Send an error response {"id",ok:false,error}; error is stolen. */
+void session_send_error_response(struct session *s, json_t *id, json_t *error);
+/* Ask the transport to close; further sends are ignored. */
+void session_close(struct session *s, int code, const char *reason,
+		   bool discard);
+/* The transport lost the peer: settle calls, drop state, free s. */
+void session_gone(struct session *s);
+/* Next frame to write (reference passed to caller), or NULL. */
+struct frame *session_next_frame(struct session *s);
+/* One inbound message from the transport (buf is modified). */
+void session_on_message(struct session *s, char *buf, size_t len);
+/* Look a session up by its id ("s17"); borrowed or NULL. */
+struct session *session_find(const char *id);
+static inline bool session_is_backend(const struct session *s)
+{
+	return s->role == ROLE_BACKEND;
+}
+/* Wire name of a health state ("ready", "alive", "unhealthy"). */
+const char *health_str(enum health h);
+
+/* ===================================================================== */
+/* hub.c - process-wide state and counters                                */
+/* ===================================================================== */
+
+struct stats {
+	uint64_t calls_started, calls_completed, calls_failed, calls_timed_out;
+	uint64_t calls_cancelled, late_answers;
+	uint64_t events_published, events_delivered, events_dropped;
+	uint64_t bytes_in, bytes_out, messages_in, messages_out;
+	uint64_t sessions_opened, slow_consumers_closed;
+	uint64_t failed_by_code[AVD_E__COUNT];
+};
+
+struct hub {
+	struct config *cfg; /* borrowed */
+	struct session *sessions; /* list of every live session */
+	struct map *by_id;        /* "s17" -> session */
+	uint32_t nsessions, nfrontends, nbackends;
+	uint64_t next_session, next_call, next_ping, deliver_gen;
+	struct map *methods; /* method name -> owning session */
+	struct map *calls;   /* "c17" -> call */
+	struct stats st;
+	bool shutting_down;
+};
+
+extern struct hub hub;
+
+/* Set up the hub over cfg (borrowed). */
+void hub_init(struct config *cfg);
+/* Close every session (EVENT_LOOP_CLOSED to pending calls) and free. */
+void hub_shutdown(void);
+/* Free whatever is left (after the loop stopped). */
+void hub_free(void);
+/* New object of the counters avd.stats returns. */
+json_t *hub_stats_json(void);
+
+/* ===================================================================== */
+/* router.c - methods, call routing, timeouts, cancel                     */
+/* ===================================================================== */
+
+/* Register all of names (array of strings, borrowed) to s, or none. */
+int router_register(struct session *s, const json_t *names, struct avd_err *err);
+/* Unregister names owned by s; new array of the names removed. */
+json_t *router_unregister(struct session *s, const json_t *names);
+/* Route a call message from s. */
+void router_call(struct session *s, struct msg *m);
+/* A response from s to a call avd forwarded to it. */
+void router_response(struct session *s, struct msg *m);
+/* A chunk from s for a call avd forwarded to it. */
+void router_chunk(struct session *s, struct msg *m);
+/* A cancel from s for one of its own calls. */
+void router_cancel(struct session *s, struct msg *m);
+/* Fail every call s must answer with code/reason (s stays). */
+void router_fail_callee(struct session *s, enum avd_code code,
+			const char *reason);
+/* Settle all of s's calls because s is leaving. */
+void router_session_gone(struct session *s);
+/* Settle every call in the hub with EVENT_LOOP_CLOSED. */
+void router_shutdown(void);
+/* New array of the calls s is waiting for ({id, method, callee}). */
+json_t *router_session_calls(const struct session *s);
+
+/* ===================================================================== */
+/* pubsub.c - subscriptions and fan-out                                   */
+/* ===================================================================== */
+
+/* Initialise and release the subscription index. */
+void pubsub_init(void);
+void pubsub_free(void);
+/* Add patterns (array of strings, borrowed) for s; all-or-nothing. */
+int pubsub_subscribe(struct session *s, const json_t *patterns,
+		     struct avd_err *err);
+/* Remove patterns for s (absent array = all of them). */
+void pubsub_unsubscribe(struct session *s, const json_t *patterns);
+/* New array of s's patterns. */
+json_t *pubsub_list(const struct session *s);
+/* An event message published by s. */
+void pubsub_publish(struct session *s, struct msg *m);
+/*
+ * Publish a system event from avd (data steals; "from" absent).  When
+ * to_frontends, every frontend gets it whether subscribed or not.
+ */
+void pubsub_system(const char *event, json_t *data, bool to_frontends);
+/* Publish event to one session only (data steals). */
+void pubsub_send_to(struct session *s, const char *event, json_t *data);
+/* Drop every subscription of s. */
+void pubsub_session_gone(struct session *s);
+
+/* ===================================================================== */
+/* health.c - heartbeats and fail-fast state of backends                  */
+/* ===================================================================== */
+
+/* s (a backend) sent something: it is alive. */
+void health_on_rx(struct session *s);
+/* s announced itself ready (ready message or registration). */
+void health_on_ready(struct session *s);
+/* Start watching backend s. */
+void health_watch(struct session *s);
+/* True when calls to s must fail fast. */
+bool health_fail_fast(const struct session *s);
+/* A response to one of avd's __ping__ calls. */
+void health_on_pong(struct session *s, struct msg *m);
+/* Send a late-joining frontend the present backend state. */
+void health_greet(struct session *frontend);
+/* New system-event data with backend/session/schema_version set. */
+json_t *health_event_data(const struct session *s);
+
+/* ===================================================================== */
+/* builtin.c - the avd.* methods avd answers itself                       */
+/* ===================================================================== */
+
+/* True when method belongs to avd itself. */
+bool builtin_is(const char *method);
+/* Answer call m from s. */
+void builtin_call(struct session *s, struct msg *m);
+
+/* ===================================================================== */
+/* http.c - static files and /healthz                                     */
+/* ===================================================================== */
+
+struct http_reply {
+	int status;
+	const char *content_type; /* borrowed static string */
+	char *body;               /* new, or NULL when path is set */
+	size_t body_len;
+	char *path;               /* new: file to serve */
+};
+
+/* Decide the reply for GET uri (path part only, undecoded). */
+void http_route(const struct config *c, const char *uri, struct http_reply *r);
+void http_reply_free(struct http_reply *r);
+/* Content type for a file name by its extension. */
+const char *http_mime(const char *path);
+
+/* ===================================================================== */
+/* server.c - libwebsockets glue: the listener, WebSocket transport, loop */
+/* ===================================================================== */
+
+/* Create the lws context and listener; 0 or -errno with err filled. */
+int server_start(struct config *c, struct avd_err *err);
+/* The port actually listened on. */
+int server_port(void);
+/* Run the loop until server_stop_requested() is set and drained. */
+void server_run(void);
+/* Async-signal-safe: ask the loop to stop and wake it. */
+void server_request_stop(void);
+void server_destroy(void);
+
+#endif

@@ -1,0 +1,408 @@
+/*
+ * config.c - settings: built-in defaults, then the JSON config file, then
+ * the command line.  Every problem is reported with the flag or key that
+ * caused it, because a daemon that silently ignores a typo is worse than
+ * one that refuses to start.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "avd.h"
+
+#ifndef AVD_UI_DIR
+#define AVD_UI_DIR "/usr/local/share/avd/ui"
+#endif
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen = xstrdup("127.0.0.1");
+	c->port = 7700;
+	c->ui_dir = xstrdup(AVD_UI_DIR);
+	c->call_timeout_ms = 30000;
+	c->heartbeat_interval_ms = 2000;
+	c->heartbeat_timeout_ms = 6000;
+	c->hello_timeout_ms = 5000;
+	c->max_message_bytes = 1024 * 1024;
+	c->max_queue_bytes = 8 * 1024 * 1024;
+	c->max_pending_calls = 10000;
+	c->max_sessions = 10000;
+	c->backend_fail_fast = true;
+	c->log_level = LOG_INFO;
+}
+
+void
+config_free(struct config *c)
+{
+	free(c->listen);
+	free(c->token);
+	free(c->token_file);
+	free(c->ui_dir);
+	free(c->config_file);
+	for (uint32_t i = 0; i < c->allow_origins.n; i++)
+		free(c->allow_origins.v[i]);
+	ptrvec_free(&c->allow_origins);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The settings, by the name used both as --flag and as config key. */
+enum kind { K_STR, K_U32, K_SIZE, K_PORT, K_BOOL, K_FLAG, K_ORIGIN, K_LEVEL };
+struct setting {
+	const char *name; /* snake_case; the flag is the same with '-' */
+	enum kind kind;
+	size_t off;
+	uint64_t min, max;
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct setting settings[] = {
+	{ "listen", K_STR, OFF(listen), 0, 0 },
+	{ "port", K_PORT, OFF(port), 0, 65535 },
+	{ "token", K_STR, OFF(token), 0, 0 },
+	{ "token_file", K_STR, OFF(token_file), 0, 0 },
+	{ "no_auth", K_FLAG, OFF(no_auth), 0, 0 },
+	{ "allow_remote", K_FLAG, OFF(allow_remote), 0, 0 },
+	{ "allow_origin", K_ORIGIN, OFF(allow_origins), 0, 0 },
+	{ "ui", K_STR, OFF(ui_dir), 0, 0 },
+	{ "call_timeout_ms", K_U32, OFF(call_timeout_ms), 0, 2147483647 },
+	{ "heartbeat_interval_ms", K_U32, OFF(heartbeat_interval_ms), 10, 3600000 },
+	{ "heartbeat_timeout_ms", K_U32, OFF(heartbeat_timeout_ms), 10, 86400000 },
+	{ "hello_timeout_ms", K_U32, OFF(hello_timeout_ms), 10, 3600000 },
+	{ "max_message_bytes", K_SIZE, OFF(max_message_bytes), 256, 1u << 30 },
+	{ "max_queue_bytes", K_SIZE, OFF(max_queue_bytes), 4096, 1ull << 34 },
+	{ "max_pending_calls", K_U32, OFF(max_pending_calls), 1, 10000000 },
+	{ "max_sessions", K_U32, OFF(max_sessions), 1, 1000000 },
+	{ "backend_fail_fast", K_BOOL, OFF(backend_fail_fast), 0, 0 },
+	{ "log_level", K_LEVEL, OFF(log_level), 0, 0 },
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static const struct setting *
+find_setting(const char *name)
+{
+	char norm[64];
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(norm) - 1; i++)
+		norm[i] = name[i] == '-' ? '_' : name[i];
+	norm[i] = '\0';
+	for (i = 0; i < NSETTINGS; i++)
+		if (!strcmp(settings[i].name, norm))
+			return &settings[i];
+	return NULL;
+}
+
+static int
+parse_uint(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Apply one setting from text (flags) or JSON (config file; text NULL). */
+static int
+apply(struct config *c, const struct setting *st, const char *text,
+      const json_t *j, const char *label, struct avd_err *err)
+{
+	char *base = (char *)c;
+	uint64_t v = 0;
+
+	switch (st->kind) {
+	case K_STR:
+		if (!text && !json_is_string(j))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected a string", label);
+		if (!text)
+			text = json_string_value(j);
+		free(*(char **)(base + st->off));
+		*(char **)(base + st->off) = xstrdup(text);
+		return 0;
+	case K_FLAG:
+	case K_BOOL:
+		if (text) {
+			if (st->kind == K_FLAG || !strcmp(text, "true") || !strcmp(text, "1"))
+				v = 1;
+			else if (!strcmp(text, "false") || !strcmp(text, "0"))
+				v = 0;
+			else
+				return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+					       "%s: expected true or false, got \"%s\"",
+					       label, text);
+		} else if (json_is_boolean(j)) {
+			v = json_is_true(j);
+		} else {
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected true or false", label);
+		}
+		*(bool *)(base + st->off) = v != 0;
+		return 0;
+	case K_ORIGIN: {
+		struct ptrvec *pv = (struct ptrvec *)(base + st->off);
+		if (text) {
+			ptrvec_push(pv, xstrdup(text));
+			return 0;
+		}
+		if (json_is_string(j)) {
+			ptrvec_push(pv, xstrdup(json_string_value(j)));
+			return 0;
+		}
+		if (json_is_array(j)) {
+			size_t i;
+			json_t *o;
+			json_array_foreach(j, i, o) {
+				if (!json_is_string(o))
+					return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+						       "%s[%zu]: expected a string", label, i);
+				ptrvec_push(pv, xstrdup(json_string_value(o)));
+			}
+			return 0;
+		}
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "%s: expected a string or an array of strings", label);
+	}
+	case K_LEVEL: {
+		enum log_level l;
+		const char *s = text ? text : json_string_value(j);
+		if (!s || log_parse_level(s, &l))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected error, warn, info or debug", label);
+		*(enum log_level *)(base + st->off) = l;
+		return 0;
+	}
+	case K_U32:
+	case K_SIZE:
+	case K_PORT:
+		if (text) {
+			if (parse_uint(text, &v))
+				return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+					       "%s: \"%s\" is not a whole number", label, text);
+		} else if (json_is_integer(j) && json_integer_value(j) >= 0) {
+			v = (uint64_t)json_integer_value(j);
+		} else {
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected a whole number", label);
+		}
+		if (v < st->min || v > st->max)
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64,
+				       label, v, st->min, st->max);
+		if (st->kind == K_U32)
+			*(uint32_t *)(base + st->off) = (uint32_t)v;
+		else if (st->kind == K_SIZE)
+			*(size_t *)(base + st->off) = (size_t)v;
+		else
+			*(int *)(base + st->off) = (int)v;
+		return 0;
+	}
+	return err_set(err, AVD_E_INTERNAL, NULL, "%s: unhandled setting", label);
+}
+
+int
+config_apply_json(struct config *c, const json_t *obj, struct avd_err *err)
+{
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(obj))
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "the config file must hold a JSON object");
+	json_object_foreach((json_t *)obj, key, val) {
+		const struct setting *st = find_setting(key);
+		char label[96];
+
+		snprintf(label, sizeof(label), "config key \"%s\"", key);
+		if (!st)
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "unknown config key \"%s\"", key);
+		if (apply(c, st, NULL, val, label, err))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+load_file(struct config *c, const char *path, struct avd_err *err)
+{
+	json_error_t jerr;
+	json_t *obj = json_load_file(path, 0, &jerr);
+	int rc;
+
+	if (!obj)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "config file %s: %s (line %d)", path, jerr.text,
+			       jerr.line);
+	rc = config_apply_json(c, obj, err);
+	if (rc) {
+		char msg[sizeof(err->message) + 64];
+		snprintf(msg, sizeof(msg), "%.60s: %s", path, err->message);
+		memcpy(err->message, msg, sizeof(err->message) - 1);
+		err->message[sizeof(err->message) - 1] = '\0';
+	}
+	json_decref(obj);
+	return rc;
+}
+
+static int
+read_token_file(struct config *c, struct avd_err *err)
+{
+	char buf[256];
+	FILE *f = fopen(c->token_file, "r");
+	size_t n;
+
+	if (!f)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--token-file %s: %s", c->token_file, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	if (n < 8)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--token-file %s: token shorter than 8 characters",
+			       c->token_file);
+	free(c->token);
+	c->token = xstrdup(buf);
+	return 0;
+}
+
+static const struct option long_opts[] = {
+	{ "listen", required_argument, NULL, 0 },
+	{ "port", required_argument, NULL, 0 },
+	{ "token", required_argument, NULL, 0 },
+	{ "token-file", required_argument, NULL, 0 },
+	{ "no-auth", no_argument, NULL, 0 },
+	{ "allow-remote", no_argument, NULL, 0 },
+	{ "allow-origin", required_argument, NULL, 0 },
+	{ "ui", required_argument, NULL, 0 },
+	{ "config", required_argument, NULL, 'c' },
+	{ "call-timeout-ms", required_argument, NULL, 0 },
+	{ "heartbeat-interval-ms", required_argument, NULL, 0 },
+	{ "heartbeat-timeout-ms", required_argument, NULL, 0 },
+	{ "hello-timeout-ms", required_argument, NULL, 0 },
+	{ "max-message-bytes", required_argument, NULL, 0 },
+	{ "max-queue-bytes", required_argument, NULL, 0 },
+	{ "max-pending-calls", required_argument, NULL, 0 },
+	{ "max-sessions", required_argument, NULL, 0 },
+	{ "backend-fail-fast", required_argument, NULL, 0 },
+	{ "log-level", required_argument, NULL, 0 },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char usage_text[] =
+	"usage: avd [options]\n"
+	"\n"
+	"  --listen ADDR              address to listen on (default 127.0.0.1)\n"
+	"  --port N                   TCP port; 0 picks a free one (default 7700)\n"
+	"  --token T                  token clients must present\n"
+	"  --token-file F             read the token from file F\n"
+	"  --no-auth                  accept clients without a token\n"
+	"  --allow-remote             permit a --listen address that is not loopback\n"
+	"  --allow-origin O           also accept WebSocket Origin O (repeatable)\n"
+	"  --ui DIR                   serve static files from DIR\n"
+	"  --config FILE              JSON config file (keys as the flags, snake_case)\n"
+	"  --call-timeout-ms N        default call timeout; 0 = none (30000)\n"
+	"  --heartbeat-interval-ms N  ping a backend silent this long (2000)\n"
+	"  --heartbeat-timeout-ms N   mark a backend unhealthy after this silence (6000)\n"
+	"  --hello-timeout-ms N       time a client has to send hello (5000)\n"
+	"  --max-message-bytes N      largest inbound message (1048576)\n"
+	"  --max-queue-bytes N        outbound queue limit per session (8388608)\n"
+	"  --max-pending-calls N      pending calls per session (10000)\n"
+	"  --max-sessions N           concurrent sessions (10000)\n"
+	"  --backend-fail-fast B      fail calls to unhealthy backends at once (true)\n"
+	"  --log-level L              error, warn, info or debug (info)\n"
+	"  --version                  print the version and exit\n"
+	"  --help                     print this help and exit\n";
+
+int
+config_parse_args(struct config *c, int argc, char **argv, struct avd_err *err)
+{
+	int opt, idx;
+
+	/* Pass 1: --help, --version and --config, so flags can override the file. */
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", long_opts, &idx)) != -1) {
+		if (opt == 'h') {
+			fputs(usage_text, stdout);
+			return 1;
+		}
+		if (opt == 'V') {
+			printf("avd %s\n", PACKAGE_VERSION);
+			return 1;
+		}
+		if (opt == 'c') {
+			free(c->config_file);
+			c->config_file = xstrdup(optarg);
+		}
+		if (opt == '?' || opt == ':') {
+			const char *bad = argv[optind - 1];
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       opt == ':' ? "option %s needs a value"
+						  : "unknown option %s (see --help)",
+				       bad);
+		}
+	}
+	if (optind < argc)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (c->config_file && load_file(c, c->config_file, err))
+		return -EINVAL;
+
+	/* Pass 2: the flags themselves. */
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", long_opts, &idx)) != -1) {
+		const struct setting *st;
+		char label[64];
+
+		if (opt != 0)
+			continue;
+		st = find_setting(long_opts[idx].name);
+		snprintf(label, sizeof(label), "--%s", long_opts[idx].name);
+		if (apply(c, st, optarg ? optarg : "true", NULL, label, err))
+			return -EINVAL;
+	}
+	if (c->token_file && read_token_file(c, err))
+		return -EINVAL;
+	if (c->no_auth && c->token)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--no-auth cannot be combined with --token or --token-file");
+	if (c->token && strlen(c->token) < 8)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--token: token shorter than 8 characters");
+	if (c->heartbeat_timeout_ms < c->heartbeat_interval_ms)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--heartbeat-timeout-ms (%u) must not be shorter than "
+			       "--heartbeat-interval-ms (%u)",
+			       c->heartbeat_timeout_ms, c->heartbeat_interval_ms);
+	return 0;
+}
+
+json_t *
+config_client_json(const struct config *c)
+{
+	return json_pack("{s:I, s:b, s:I, s:I, s:I}", "callTimeoutMs",
+			 (json_int_t)c->call_timeout_ms, "backendFailFast",
+			 c->backend_fail_fast, "heartbeatTimeoutMs",
+			 (json_int_t)c->heartbeat_timeout_ms, "heartbeatIntervalMs",
+			 (json_int_t)c->heartbeat_interval_ms, "maxMessageBytes",
+			 (json_int_t)c->max_message_bytes);
+}

@@ -1,0 +1,630 @@
+/*
+ * server.c - libwebsockets glue: the listener, HTTP replies, the WebSocket
+ * transport of sessions, signals and the loop itself.
+ *
+ * Everything runs in lws's single service thread.  Signals arrive through
+ * a signalfd adopted into the same loop, so no code runs in signal context
+ * at all.  Timers of the whole daemon share one lws scheduler entry that
+ * always points at the earliest deadline in timer.c's heap.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "avd.h"
+
+_Static_assert(LWS_PRE <= FRAME_HEADROOM, "frame headroom must fit LWS_PRE");
+
+/* Per-connection state; lws allocates and zeroes it. */
+struct pss {
+	struct session *s;
+	/* WebSocket message reassembly */
+	char *rx;
+	size_t rx_len, rx_cap, rx_total;
+	bool rx_binary, rx_oversize;
+	/* closing */
+	int close_code;
+	char close_reason[64];
+	/* HTTP */
+	struct http_reply reply;
+	bool reply_pending;
+};
+
+static struct lws_context *ctx;
+static struct lws_vhost *vhost;
+static struct config *cfg;
+static int listen_port;
+static lws_sorted_usec_list_t timer_sul;
+static struct timer shutdown_timer;
+static int sigfd = -1;
+static bool stop_requested, shutdown_started, loop_done, destroying;
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void sul_fire(lws_sorted_usec_list_t *sul);
+
+static void
+sul_resched(void)
+{
+	int64_t in = timer_next_in();
+
+	if (in < 0)
+		lws_sul_cancel(&timer_sul);
+	else
+		lws_sul_schedule(ctx, 0, &timer_sul, sul_fire,
+				 (lws_usec_t)(in ? in : 1) * LWS_US_PER_MS);
+}
+
+static void
+sul_fire(lws_sorted_usec_list_t *sul)
+{
+	timer_run_due();
+	sul_resched();
+}
+
+/* ---- WebSocket transport ---------------------------------------------- */
+
+static void
+ws_kick(struct session *s)
+{
+	if (!destroying)
+		lws_callback_on_writable(s->tx);
+}
+
+static void
+ws_close(struct session *s, int code, const char *reason, bool discard)
+{
+	struct pss *pss = lws_wsi_user(s->tx);
+
+	if (destroying)
+		return;
+	pss->close_code = code;
+	snprintf(pss->close_reason, sizeof(pss->close_reason), "%s", reason);
+	lws_callback_on_writable(s->tx);
+}
+
+static const struct transport_ops ws_ops = {
+	.name = "ws",
+	.kick = ws_kick,
+	.close = ws_close,
+};
+
+static int
+ws_writeable(struct lws *wsi, struct pss *pss)
+{
+	struct session *s = pss->s;
+	struct frame *f;
+
+	if (!s)
+		return 0;
+	f = session_next_frame(s);
+	if (f) {
+		uint32_t len = f->len;
+		int n = lws_write(wsi, frame_data(f), len, LWS_WRITE_TEXT);
+		frame_unref(f);
+		if (n < (int)len)
+			return -1;
+		if (!outq_empty(&s->q) || s->state == SESSION_CLOSING)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (s->state == SESSION_CLOSING) {
+		lws_close_reason(wsi, (enum lws_close_status)pss->close_code,
+				 (unsigned char *)pss->close_reason,
+				 strlen(pss->close_reason));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rx_reset(struct pss *pss)
+{
+	pss->rx_len = pss->rx_total = 0;
+	pss->rx_binary = pss->rx_oversize = false;
+	/* A burst of big messages should not pin memory on an idle session. */
+	if (pss->rx_cap > 65536) {
+		free(pss->rx);
+		pss->rx = NULL;
+		pss->rx_cap = 0;
+	}
+}
+
+static void
+ws_receive(struct lws *wsi, struct pss *pss, char *in, size_t len)
+{
+	bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+	struct session *s = pss->s;
+
+	if (first)
+		pss->rx_binary = lws_frame_is_binary(wsi);
+	pss->rx_total += len;
+	if (pss->rx_total > cfg->max_message_bytes) {
+		pss->rx_oversize = true;
+	} else if (!pss->rx_binary) {
+		if (first && final) {
+			/* The common case: the whole message in one piece, parsed
+			 * straight from lws's buffer without a copy. */
+			session_on_message(s, in, len);
+			rx_reset(pss);
+			return;
+		}
+		if (pss->rx_len + len > pss->rx_cap) {
+			size_t cap = pss->rx_cap ? pss->rx_cap : 4096;
+			while (cap < pss->rx_len + len)
+				cap *= 2;
+			pss->rx = xrealloc(pss->rx, cap);
+			pss->rx_cap = cap;
+		}
+		memcpy(pss->rx + pss->rx_len, in, len);
+		pss->rx_len += len;
+	}
+	if (!final)
+		return;
+	if (pss->rx_oversize) {
+		hub.st.bytes_in += pss->rx_total;
+		session_send_error(s, AVD_E_PAYLOAD_TOO_LARGE,
+				   json_pack("{s:I, s:I}", "size",
+					     (json_int_t)pss->rx_total, "limit",
+					     (json_int_t)cfg->max_message_bytes),
+				   "message of %zu bytes is over the %zu byte limit; "
+				   "it was discarded",
+				   pss->rx_total, cfg->max_message_bytes);
+	} else if (pss->rx_binary) {
+		hub.st.bytes_in += pss->rx_total;
+		session_send_error(s, AVD_E_INVALID_REQUEST, NULL,
+				   "binary messages are not accepted; send JSON text");
+	} else {
+		session_on_message(s, pss->rx, pss->rx_len);
+	}
+	rx_reset(pss);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static int
+http_headers(struct lws *wsi, int status, const char *type, size_t len)
+{
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+					    *end = buf + sizeof(buf) - 1;
+
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, type,
+					(lws_filepos_t)len, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+					(const unsigned char *)"nosniff", 7, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
+					(const unsigned char *)"no-referrer", 11, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	return 0;
+}
+
+static int
+http_request(struct lws *wsi, struct pss *pss, const char *uri)
+{
+	int n;
+
+	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+		http_route(cfg, "/", &pss->reply);
+		http_reply_free(&pss->reply);
+		pss->reply.status = 405;
+		pss->reply.content_type = "text/plain; charset=utf-8";
+		pss->reply.body = xstrdup("only GET is served here\n");
+		pss->reply.body_len = strlen(pss->reply.body);
+	} else {
+		http_route(cfg, uri, &pss->reply);
+	}
+	if (pss->reply.path) {
+		n = lws_serve_http_file(wsi, pss->reply.path, pss->reply.content_type,
+					"x-content-type-options: nosniff\r\n"
+					"referrer-policy: no-referrer\r\n"
+					"cache-control: no-store\r\n",
+					0);
+		http_reply_free(&pss->reply);
+		if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+			return -1;
+		return 0;
+	}
+	if (http_headers(wsi, pss->reply.status, pss->reply.content_type,
+			 pss->reply.body_len))
+		return -1;
+	pss->reply_pending = true;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int
+http_writeable(struct lws *wsi, struct pss *pss)
+{
+	unsigned char *buf;
+	int n;
+
+	if (!pss->reply_pending)
+		return 0;
+	pss->reply_pending = false;
+	buf = xmalloc(LWS_PRE + pss->reply.body_len);
+	memcpy(buf + LWS_PRE, pss->reply.body, pss->reply.body_len);
+	n = lws_write(wsi, buf + LWS_PRE, pss->reply.body_len, LWS_WRITE_HTTP_FINAL);
+	free(buf);
+	http_reply_free(&pss->reply);
+	if (n < 0 || lws_http_transaction_completed(wsi))
+		return -1;
+	return 0;
+}
+
+/* Refuse an upgrade with a real HTTP status, as browsers and tools expect. */
+static int
+refuse(struct lws *wsi, int status, const char *why)
+{
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof(buf) - 1;
+	char body[128];
+	int len = snprintf(body, sizeof(body), "%s\n", why);
+
+	log_info("websocket upgrade refused: %d %s", status, why);
+	if (lws_add_http_common_headers(wsi, (unsigned int)status,
+					"text/plain; charset=utf-8",
+					(lws_filepos_t)len, &p, end) ||
+	    lws_finalize_http_header(wsi, &p, end) || end - p < len)
+		return -1;
+	memcpy(p, body, (size_t)len);
+	p += len;
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+		return -1;
+	return 1;
+}
+
+/* 1 when the URL carries the right token, 0 when none, -1 when wrong. */
+static int
+url_token(struct lws *wsi)
+{
+	char buf[256];
+	const char *tok = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof(buf));
+
+	if (!tok)
+		return 0;
+	return auth_token_ok(cfg, tok) ? 1 : -1;
+}
+
+static int
+confirm_upgrade(struct lws *wsi)
+{
+	char uri[256], origin[256];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, "/ws"))
+		return refuse(wsi, 404, "WebSocket endpoint is /ws");
+	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 &&
+	    !auth_origin_ok(cfg, listen_port, origin))
+		return refuse(wsi, 403, "origin not allowed");
+	if (url_token(wsi) < 0)
+		return refuse(wsi, 401, "wrong token");
+	if (hub.shutting_down)
+		return refuse(wsi, 503, "avd is shutting down");
+	if (hub.nsessions >= cfg->max_sessions)
+		return refuse(wsi, 503, "too many sessions");
+	return 0;
+}
+
+/* ---- the protocol callback ---------------------------------------------- */
+
+static int
+avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	     void *in, size_t len)
+{
+	struct pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return http_request(wsi, pss, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(wsi, pss);
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		http_reply_free(&pss->reply);
+		break;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		pss->s = session_new(&ws_ops, wsi, SESSION_HELLO);
+		pss->s->authed = cfg->no_auth || url_token(wsi) > 0;
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		if (pss->s)
+			ws_receive(wsi, pss, in, len);
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_writeable(wsi, pss);
+	case LWS_CALLBACK_CLOSED:
+		if (pss->s)
+			session_gone(pss->s);
+		pss->s = NULL;
+		free(pss->rx);
+		pss->rx = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static void
+begin_shutdown(void);
+
+static int
+signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		void *in, size_t len)
+{
+	struct signalfd_siginfo si;
+
+	if (reason != LWS_CALLBACK_RAW_RX_FILE)
+		return 0;
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("%s received: shutting down", strsignal((int)si.ssi_signo));
+			stop_requested = true;
+			break;
+		case SIGHUP:
+			log_warn("SIGHUP received: live reload is not supported yet");
+			break;
+		default:
+			break;
+		}
+	}
+	if (stop_requested && !shutdown_started)
+		begin_shutdown();
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "avd.v1", avd_callback, sizeof(struct pss), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct lws_protocols internal_protocols[] = {
+	{ "avd-signal", signal_callback, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* WebSocket-level liveness: ping an idle peer, hang up on a dead one. */
+static lws_retry_bo_t idle_policy;
+
+static void
+lws_log(int level, const char *line)
+{
+	char buf[512];
+	size_t n = strnlen(line, sizeof(buf) - 1);
+
+	memcpy(buf, line, n);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	log_msg(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws: %s", buf);
+}
+
+/* ---- start, run, stop --------------------------------------------------- */
+
+static bool
+is_loopback(const char *addr, bool *v6)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	*v6 = false;
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) == 1) {
+		*v6 = true;
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
+}
+
+/* Try the address first so "port busy" is reported as exactly that. */
+static int
+probe_bind(const char *addr, bool v6, int port, struct avd_err *err)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int fd, one = 1, rc = 0;
+
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+		sl = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(err, AVD_E_INTERNAL, NULL, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl))
+		rc = err_set(err, AVD_E_INTERNAL, NULL, "cannot listen on %s port %d: %s",
+			     addr, port,
+			     errno == EADDRINUSE ? "the port is busy" : strerror(errno));
+	close(fd);
+	return rc;
+}
+
+static void
+raise_fd_limit(unsigned want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+server_start(struct config *c, struct avd_err *err)
+{
+	struct lws_context_creation_info info;
+	sigset_t mask;
+	bool v6;
+	lws_sock_file_fd_type fd;
+
+	cfg = c;
+	if (!is_loopback(c->listen, &v6)) {
+		struct in6_addr any;
+		if (inet_pton(AF_INET, c->listen, &any) != 1 &&
+		    inet_pton(AF_INET6, c->listen, &any) != 1)
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "--listen: \"%s\" is not a numeric IP address",
+				       c->listen);
+		if (!c->allow_remote)
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "--listen %s is not a loopback address; add "
+				       "--allow-remote to really listen there",
+				       c->listen);
+	}
+	if (c->port && probe_bind(c->listen, v6, c->port, err))
+		return -EADDRINUSE;
+
+	raise_fd_limit(c->max_sessions + 256);
+	lws_set_log_level(log_get_level() >= LOG_DEBUG
+				  ? LLL_ERR | LLL_WARN | LLL_NOTICE
+				  : LLL_ERR,
+			  lws_log);
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.fd_limit_per_thread = c->max_sessions + 256;
+	info.count_threads = 1;
+	ctx = lws_create_context(&info);
+	if (!ctx)
+		return err_set(err, AVD_E_INTERNAL, NULL, "cannot create the event loop");
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "avd";
+	info.iface = c->listen;
+	info.port = c->port;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+		       (v6 ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
+	idle_policy.secs_since_valid_ping =
+		(uint16_t)(c->heartbeat_timeout_ms / 1000 ? c->heartbeat_timeout_ms / 1000 : 1);
+	idle_policy.secs_since_valid_hangup =
+		(uint16_t)(3 * idle_policy.secs_since_valid_ping + 5);
+	info.retry_and_idle_policy = &idle_policy;
+	info.timeout_secs = 10;
+	vhost = lws_create_vhost(ctx, &info);
+	if (!vhost || lws_get_vhost_listen_port(vhost) <= 0) {
+		lws_context_destroy(ctx);
+		ctx = NULL;
+		return err_set(err, AVD_E_INTERNAL, NULL,
+			       "cannot listen on %s port %d", c->listen, c->port);
+	}
+	listen_port = lws_get_vhost_listen_port(vhost);
+
+	/* Signals become readable bytes in the loop, handled like any input. */
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "avd-internal";
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = internal_protocols;
+	struct lws_vhost *ivh = lws_create_vhost(ctx, &info);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	fd.filefd = sigfd;
+	if (!ivh || sigfd < 0 ||
+	    !lws_adopt_descriptor_vhost(ivh, LWS_ADOPT_RAW_FILE_DESC, fd,
+					"avd-signal", NULL)) {
+		lws_context_destroy(ctx);
+		ctx = NULL;
+		return err_set(err, AVD_E_INTERNAL, NULL, "cannot watch signals");
+	}
+	timer_set_wakeup(sul_resched);
+	return 0;
+}
+
+int
+server_port(void)
+{
+	return listen_port;
+}
+
+static void
+shutdown_deadline(struct timer *t)
+{
+	log_warn("shutdown: %u sessions still open after 2 s; closing anyway",
+		 hub.nsessions);
+	loop_done = true;
+}
+
+static void
+begin_shutdown(void)
+{
+	shutdown_started = true;
+	hub_shutdown();
+	timer_arm(&shutdown_timer, 2000, shutdown_deadline);
+}
+
+void
+server_request_stop(void)
+{
+	stop_requested = true;
+	if (ctx)
+		lws_cancel_service(ctx);
+}
+
+void
+server_run(void)
+{
+	while (!loop_done) {
+		if (lws_service(ctx, 0) < 0)
+			break;
+		if (stop_requested && !shutdown_started)
+			begin_shutdown();
+		if (shutdown_started && hub.nsessions == 0)
+			loop_done = true;
+	}
+	timer_cancel(&shutdown_timer);
+}
+
+void
+server_destroy(void)
+{
+	timer_set_wakeup(NULL);
+	destroying = true;
+	if (ctx) {
+		lws_sul_cancel(&timer_sul);
+		lws_context_destroy(ctx);
+		ctx = NULL;
+	}
+	if (sigfd >= 0)
+		close(sigfd);
+	sigfd = -1;
+}

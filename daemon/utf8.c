@@ -1,0 +1,133 @@
+/*
+ * utf8.c - repairs text that jansson would otherwise refuse whole.
+ *
+ * A producer that cuts a UTF-16 string between the halves of a surrogate
+ * pair sends "\ud83d" on its own.  jansson rejects the entire message for
+ * that, so avd rewrites such lone halves to U+FFFD before parsing; the
+ * escape "\ufffd" is exactly as long as "\ud83d", so the repair is in place.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "avd.h"
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The code unit of a "\uXXXX" escape at p (p[0] == '\\'), or -1. */
+static long
+escape_unit(const char *p, const char *end)
+{
+	long v = 0;
+
+	if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+		return -1;
+	for (int i = 2; i < 6; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+size_t
+utf8_repair_json_surrogates(char *buf, size_t len)
+{
+	char *p = buf, *end = buf + len;
+	bool in_string = false;
+	size_t fixed = 0;
+
+	while (p < end) {
+		char *q;
+
+		if (!in_string) {
+			q = memchr(p, '"', (size_t)(end - p));
+			if (!q)
+				break;
+			in_string = true;
+			p = q + 1;
+			continue;
+		}
+		/* Inside a string only '"' and '\\' matter. */
+		while (p < end && *p != '"' && *p != '\\')
+			p++;
+		if (p >= end)
+			break;
+		if (*p == '"') {
+			in_string = false;
+			p++;
+			continue;
+		}
+		long u = escape_unit(p, end);
+		if (u < 0) {
+			p += 2; /* some other escape, or truncated: skip it */
+			continue;
+		}
+		if (u >= 0xD800 && u <= 0xDBFF) {
+			long lo = escape_unit(p + 6, end);
+			if (lo >= 0xDC00 && lo <= 0xDFFF) {
+				p += 12;
+				continue;
+			}
+		} else if (!(u >= 0xDC00 && u <= 0xDFFF)) {
+			p += 6;
+			continue;
+		}
+		memcpy(p, "\\ufffd", 6);
+		fixed++;
+		p += 6;
+	}
+	return fixed;
+}
+
+bool
+utf8_valid(const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = p[i];
+		uint32_t cp;
+		int n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= (size_t)n)
+			return false;
+		for (int k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += (size_t)n + 1;
+	}
+	return true;
+}
