@@ -32,12 +32,11 @@ reply_err(struct session *s, struct msg *m, struct avd_err *err)
 	session_send_error_response(s, m->id, err_to_json(err));
 }
 
-/* The array under key in params, or params itself when it is an array. */
+/* The array under key in params ({"methods": [...]}), borrowed. */
 static json_t *
 param_list(struct msg *m, const char *key, struct avd_err *err)
 {
-	json_t *v = json_is_array(m->params) ? m->params
-					     : json_object_get(m->params, key);
+	json_t *v = json_object_get(m->params, key);
 
 	if (!json_is_array(v)) {
 		err_set(err, AVD_E_INVALID_REQUEST, NULL,

@@ -144,7 +144,10 @@ rx_reset(struct pss *pss)
 static void
 ws_receive(struct lws *wsi, struct pss *pss, char *in, size_t len)
 {
-	bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+	/* lws_is_first_fragment() stays true for every piece of a frame larger
+	 * than the rx buffer, so the start of a message is tracked here. */
+	bool first = pss->rx_total == 0 && !pss->rx_oversize,
+	     final = lws_is_final_fragment(wsi);
 	struct session *s = pss->s;
 
 	if (first)
