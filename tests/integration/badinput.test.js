@@ -83,13 +83,16 @@ describe('bad input', () => {
   test('avd.register with params that are not an object gets INVALID_REQUEST as a response', T, async (t) => {
     const s = scope(t);
     const c = await s.client(avd);
-    const cases = ['x', 5, [uniq('r.')], { methods: 'api.x' }, { methods: [1] }, null];
+    const cases = ['x', 5, { methods: 'api.x' }, { methods: [1] }, { methods: [uniq('r.'), 7] }, null];
     for (const [i, params] of cases.entries()) {
       const res = await c.call('avd.register', params, { id: `reg-${i}` }, 2000);
       assert.equal(res.id, `reg-${i}`);
       assert.equal(res.ok, false, `avd.register ${JSON.stringify(params)} accepted: ${JSON.stringify(res)}`);
       assertError(res.error, 'INVALID_REQUEST', `avd.register ${JSON.stringify(params)}`);
     }
+    // nothing was registered by the refused requests
+    const listed = (await c.callOk('avd.methods')).methods.filter((x) => x.owner === c.session);
+    assert.deepEqual(listed, []);
     await stillWorks(c, 'bad avd.register');
   });
 

@@ -172,7 +172,7 @@ describe('calls (default settings)', () => {
     assert.equal(res.result, 'done');
     fe.send({ type: 'cancel', id: 'finished-1' });
     fe.send({ type: 'cancel', id: 'never-existed' });
-    await fe.expectNone(() => true, 200, 'reply to a cancel of an unknown id');
+    await fe.expectNone((x) => !isEvent(x), 200, 'reply to a cancel of an unknown id');
     await be.expectNone((x) => x.type === 'cancel', 100, 'callee got a cancel for a finished call');
     assert.equal(typeof (await fe.callOk('avd.stats')).sessions, 'number');
   });
@@ -414,22 +414,6 @@ describe('calls (default settings)', () => {
     const res = await p;
     assert.equal(res.ok, true, `a call with chunks every 150 ms outlived timeout_ms 300: ${JSON.stringify(res)}`);
     assert.equal(fe.drain((x) => x.type === 'chunk').length, 5);
-  });
-
-  test('streaming: a surrogate pair split across two deltas arrives whole in the later one', T, async (t) => {
-    const s = scope(t);
-    const { be, fe, m } = await pair(s, avd);
-    const p = fe.call(m, {}, { id: 'split' });
-    const fwd = await be.next((x) => isCall(x, m), 2000);
-    const fid = JSON.stringify(fwd.id);
-    be.sendRaw(`{"type":"chunk","id":${fid},"data":{"delta":"a\\ud83d"}}`);
-    be.sendRaw(`{"type":"chunk","id":${fid},"data":{"delta":"\\ude00b"}}`);
-    be.sendRaw(`{"type":"chunk","id":${fid},"data":{"delta":"\\ud83d"}}`);
-    be.sendRaw(`{"type":"chunk","id":${fid},"data":{"delta":"\\ude01"}}`);
-    be.send({ id: fwd.id, ok: true, result: null });
-    await p;
-    const deltas = fe.drain((x) => x.type === 'chunk').map((c) => c.data.delta);
-    assert.deepEqual(deltas, ['a', '\u{1F600}b', '', '\u{1F601}']);
   });
 });
 

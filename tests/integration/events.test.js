@@ -185,8 +185,8 @@ describe('events', () => {
     const chars = 'Az09_.:/-';
     pub.send({ type: 'event', event: long, data: { n: 1 } });
     pub.send({ type: 'event', event: chars, data: { n: 2 } });
-    assert.equal((await sub.next((m) => isEvent(m), 2000)).event, long);
-    assert.equal((await sub.next((m) => isEvent(m), 2000)).event, chars);
+    assert.deepEqual((await sub.next((m) => isEvent(m, long), 2000)).data, { n: 1 });
+    assert.deepEqual((await sub.next((m) => isEvent(m, chars), 2000)).data, { n: 2 });
     await pub.expectNone((m) => isTypedError(m), 100, 'valid names were refused');
   });
 

@@ -103,7 +103,12 @@ describe('listening socket and token', () => {
     assert.equal(res.status, 200);
     assert.match(String(res.headers['content-type']), /json/);
     const body = JSON.parse(res.body);
-    assert.deepEqual(body, { status: 'ok', sessions: 2, backends: 1 });
+    assert.equal(body.status, 'ok');
+    assert.equal(body.sessions, 2);
+    assert.equal(body.backends, 1);
+    for (const [k, v] of Object.entries(body)) {
+      if (k !== 'status') assert.equal(typeof v, 'number', `/healthz field ${k} is a count, not ${JSON.stringify(v)}`);
+    }
     assert.equal(res.body.includes('secret'), false);
     assert.equal(res.body.includes(fe.session), false);
     assert.equal(res.body.includes(avd.token), false);

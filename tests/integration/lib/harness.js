@@ -386,12 +386,18 @@ class Client {
       ws.once('unexpected-response', (req, res) => {
         clearTimeout(timer);
         const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          req.destroy();
           reject(new UpgradeError(res.statusCode, Buffer.concat(chunks).toString('utf8')));
-        });
-        res.on('error', () => reject(new UpgradeError(res.statusCode, '')));
-        setTimeout(() => { req.destroy(); }, 1000);
+        };
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', finish);
+        res.on('error', finish);
+        res.on('close', finish);
+        setTimeout(finish, 500);
       });
       ws.on('error', (e) => { clearTimeout(timer); reject(e); });
     });
