@@ -240,8 +240,9 @@ pubsub_publish(struct session *s, struct msg *m)
 		return;
 	}
 	hub.st.events_published++;
-	ev = json_pack("{s:s, s:s, s:O, s:s}", "type", "event", "event", m->event,
-		       "data", m->data ? m->data : json_object(), "from", s->id);
+	ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "event", "event", m->event,
+		       "data", m->data ? json_incref(m->data) : json_object(),
+		       "from", s->id);
 	f = frame_from_json(ev);
 	json_decref(ev);
 	if (!m->echo)
