@@ -37,6 +37,23 @@ describe('calls (default settings)', () => {
     assert.ok(elapsed < 100, `METHOD_NOT_FOUND took ${elapsed} ms (must not wait for a timeout)`);
   });
 
+  test('an unknown avd.* daemon method gets METHOD_NOT_FOUND', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const err = assertErrorResponse(await fe.call('avd.nope', {}), 'METHOD_NOT_FOUND');
+    assert.equal(err.data.method, 'avd.nope');
+  });
+
+  test('avd.stats sessions matches the sessions avd.sessions lists', T, async (t) => {
+    const s = scope(t);
+    const a = await s.client(avd);
+    await s.client(avd, { role: 'backend' });
+    const list = (await a.callOk('avd.sessions')).sessions;
+    const stats = await a.callOk('avd.stats');
+    assert.equal(stats.sessions, list.length);
+    assert.ok(list.length >= 2);
+  });
+
   test('avd.register returns the methods and avd.methods lists them with owner and owner_name', T, async (t) => {
     const s = scope(t);
     const be = await s.client(avd, { role: 'backend', name: 'lister' });

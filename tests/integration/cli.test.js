@@ -155,3 +155,15 @@ test('SIGTERM with a call pending: the caller gets EVENT_LOOP_CLOSED and avd exi
   assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)} stderr ${avd.stderr().slice(-500)}`);
   assert.equal(await Client.upgradeStatus(avd).catch((e) => e.code), 'ECONNREFUSED');
 });
+
+test('--listen with a non-loopback address needs --allow-remote (exit 2 otherwise)', T, async () => {
+  const r = await runAvd(['--port', '0', '--token', TOKEN, '--listen', '0.0.0.0']);
+  assertUsageError(r, /0\.0\.0\.0|allow-remote|loopback/i, '--listen 0.0.0.0');
+});
+
+test('--listen 127.0.0.1 is accepted', T, async (t) => {
+  const s = scope(t);
+  const avd = await s.avd(['--listen', '127.0.0.1']);
+  const c = await s.client(avd);
+  assert.equal(c.welcome.type, 'welcome');
+});

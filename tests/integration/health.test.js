@@ -143,10 +143,41 @@ describe('health with a 100 ms heartbeat interval and 400 ms timeout', () => {
     assert.equal(h.data.schema_version, 1);
   });
 
+  test('any message from a backend counts as a sign of life', T, async (t) => {
+    const s = scope(t);
+    const fe = await s.client(avd);
+    const { be } = await readyBackend(s, false);
+    const ev = uniq('beat.');
+    for (let i = 0; i < 12; i++) {
+      await sleep(100);
+      be.send({ type: 'event', event: ev, data: { i } });
+    }
+    const bad = fe.drain(healthOf(be.session, 'unhealthy'));
+    assert.deepEqual(bad, [], 'a backend sending events every 100 ms was marked unhealthy');
+  });
+
   test('frontends are not pinged with __ping__ calls', T, async (t) => {
     const s = scope(t);
     const fe = await s.client(avd);
     await fe.expectNone((x) => isCall(x, '__ping__'), 700, 'a frontend got a __ping__ call');
     assert.equal(fe.isOpen(), true, 'a quiet frontend stays connected');
   });
+});
+
+test('with --backend-fail-fast false a call to an unhealthy backend is still forwarded', T, async (t) => {
+  const s = scope(t);
+  const avd = await s.avd(['--heartbeat-interval-ms', '100', '--heartbeat-timeout-ms', '400',
+    '--backend-fail-fast', 'false']);
+  const fe = await s.client(avd);
+  assert.equal(fe.welcome.config.backendFailFast, false);
+  const m = uniq('nff.m');
+  const be = await s.client(avd, { role: 'backend', autoPong: false });
+  be.send({ type: 'ready', handlers: [m] });
+  await fe.next(healthOf(be.session, 'unhealthy'), 3000);
+  const { response } = fe.startCall(m, { q: 1 });
+  const fwd = await be.next((x) => isCall(x, m), 1000);
+  be.send({ id: fwd.id, ok: true, result: 'slow but there' });
+  const res = await response;
+  assert.equal(res.ok, true, JSON.stringify(res));
+  assert.equal(res.result, 'slow but there');
 });

@@ -203,6 +203,30 @@ describe('slow consumers with --max-queue-bytes 262144', () => {
     assert.equal(typeof (await frozen.callOk('avd.stats')).sessions, 'number');
   });
 
+  test('a response overtakes events still queued in avd for the same session', T, async (t) => {
+    const s = scope(t);
+    const ev = uniq('lane.');
+    const sub = await s.client(avd, { subscribe: [ev] });
+    const pub = await s.client(avd);
+    const order = [];
+    sub.hooks.unshift((m) => { order.push(isEvent(m, ev) ? 'event' : (isResponse(m) ? 'response' : 'other')); return false; });
+    sub.pause();
+    const pad = 'l'.repeat(4000);
+    for (let i = 0; i < 3000; i++) pub.send({ type: 'event', event: ev, data: { seq: i, pad } });
+    await pub.callOk('avd.stats', null, {}, 10000); // avd has handled every event by now
+    const { response } = sub.startCall('avd.stats', null, {}, 10000);
+    await sleep(200);
+    sub.resume();
+    const res = await response;
+    assert.equal(res.ok, true);
+    await sub.next((m) => isEvent(m, 'avd:dropped'), 5000, 'avd:dropped after draining');
+    const firstResponse = order.indexOf('response');
+    const lastEvent = order.lastIndexOf('event');
+    assert.ok(firstResponse >= 0, 'response received');
+    assert.ok(lastEvent > firstResponse,
+      `events queued in avd were delivered after the response (response at ${firstResponse}, last event at ${lastEvent})`);
+  });
+
   test('a frozen caller receiving a stream of big chunks is closed with 1008 and the callee gets caller_gone', T, async (t) => {
     const s = scope(t);
     const m = uniq('stream.m');
@@ -262,4 +286,19 @@ describe('slow consumers with --max-queue-bytes 262144', () => {
     }
     assert.equal(accepted.length + refused.length, N);
   });
+});
+
+test('200 sessions at once can each make a call', T, async (t) => {
+  const s = scope(t);
+  const avd = await s.avd();
+  const m = uniq('many.m');
+  const be = await s.client(avd, { role: 'backend' });
+  await be.callOk('avd.register', { methods: [m] });
+  be.serve(m, (p) => p.n * 2);
+  const clients = await Promise.all([...Array(200).keys()].map(() => s.client(avd)));
+  assert.equal(new Set(clients.map((c) => c.session)).size, 200);
+  const results = await Promise.all(clients.map((c, n) => c.callOk(m, { n }, {}, 10000)));
+  assert.deepEqual(results, [...Array(200).keys()].map((n) => n * 2));
+  const stats = await be.callOk('avd.stats');
+  assert.equal(stats.sessions, 201);
 });

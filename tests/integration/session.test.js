@@ -109,6 +109,10 @@ describe('session start (hello/welcome)', () => {
     assert.equal(status, 401);
   });
 
+  test('an empty token in the URL gets HTTP 401', T, async () => {
+    assert.equal(await Client.upgradeStatus(avd, { urlToken: '' }), 401);
+  });
+
   test('token of the wrong length in the URL gets HTTP 401', T, async () => {
     assert.equal(await Client.upgradeStatus(avd, { urlToken: avd.token + '00' }), 401);
     assert.equal(await Client.upgradeStatus(avd, { urlToken: avd.token.slice(0, -1) }), 401);
