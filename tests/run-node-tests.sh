@@ -7,10 +7,9 @@
 # itself.  The script makes sure the `ws` package can be loaded: when it
 # cannot be resolved from tests/, it runs `npm ci` with tests/package.json
 # and tests/package-lock.json into a writable directory ($AVD_TEST_NODE_DIR,
-# else tests/ itself when writable, else ./node-deps under the current
-# directory, which is the build directory under make) and passes it on
-# through NODE_PATH.  So it also works from the read-only source copy that
-# `make distcheck` uses.
+# else tests/ itself when writable, else a cache directory under $TMPDIR,
+# outside the build tree) and passes it on through NODE_PATH.  So it also
+# works from the read-only source copy that `make distcheck` uses.
 #
 # Environment:
 #   AVD_BIN                  the avd binary (default: ./daemon/avd or
@@ -61,17 +60,25 @@ ws_ok() {
 	(cd "$here" && node -e "require.resolve('ws')") >/dev/null 2>&1
 }
 
+# A directory counts as writable only when its mode says so: root may write
+# anywhere, but the read-only source copy of `make distcheck` stays untouched.
+dir_writable() {
+	[ -w "$1" ] && [ -n "$(find "$1" -maxdepth 0 -perm -u+w 2>/dev/null)" ]
+}
+
 if ! ws_ok; then
 	if [ -n "${AVD_TEST_NODE_DIR:-}" ]; then
 		dest=$AVD_TEST_NODE_DIR
-	elif [ -w "$here" ]; then
+	elif dir_writable "$here"; then
 		dest=$here
 	else
-		dest="$PWD/node-deps"
+		# outside the build tree, so distcleancheck finds nothing left over
+		dest="${TMPDIR:-/tmp}/avd-test-node-deps-$(id -u)"
 	fi
 	mkdir -p "$dest"
 	dest=$(cd "$dest" && pwd)
-	if [ ! -d "$dest/node_modules/ws" ]; then
+	if [ ! -d "$dest/node_modules/ws" ] ||
+		! cmp -s "$here/package-lock.json" "$dest/package-lock.json"; then
 		if [ "$dest" != "$here" ]; then
 			cp "$here/package.json" "$here/package-lock.json" "$dest/"
 			chmod u+w "$dest/package.json" "$dest/package-lock.json"
