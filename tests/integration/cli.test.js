@@ -50,6 +50,12 @@ test('out-of-range and negative numbers are refused with exit 2', T, async () =>
   }
 });
 
+test('a --token-file that does not exist exits 2', T, async () => {
+  const missing = `/nonexistent/avd-test-token-${process.pid}`;
+  const r = await runAvd(['--port', '0', '--token-file', missing]);
+  assertUsageError(r, /token/i, 'missing --token-file');
+});
+
 test('a flag missing its value exits 2', T, async () => {
   const r = await runAvd(['--token', TOKEN, '--port']);
   assertUsageError(r, /port/i, '--port without a value');

@@ -181,3 +181,19 @@ test('with --backend-fail-fast false a call to an unhealthy backend is still for
   assert.equal(res.ok, true, JSON.stringify(res));
   assert.equal(res.result, 'slow but there');
 });
+
+test('a frontend that stops answering WebSocket pings is dropped', { timeout: 30000 }, async (t) => {
+  const s = scope(t);
+  const avd = await s.avd(['--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '1000']);
+  const watcher = await s.client(avd);
+  await watcher.callOk('avd.subscribe', { events: ['avd:session_left'] });
+  const dead = await s.client(avd, { name: 'dead-peer' });
+  dead.pause(); // reads nothing, so answers no ping: like a peer that vanished
+  const t0 = Date.now();
+  const left = await watcher.next((m) => isEvent(m, 'avd:session_left') && m.data.session === dead.session,
+    20000, 'avd:session_left for the unresponsive frontend');
+  assert.equal(left.data.name, 'dead-peer');
+  const sessions = (await watcher.callOk('avd.sessions')).sessions.map((x) => x.session);
+  assert.equal(sessions.includes(dead.session), false);
+  t.diagnostic(`dropped after ${Date.now() - t0} ms`);
+});

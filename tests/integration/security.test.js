@@ -27,7 +27,9 @@ function listeners(file, port) {
 
 describe('origin checks', () => {
   let avd;
-  before(async () => { avd = await startAvd(['--allow-origin', 'http://app.test:8080']); });
+  before(async () => {
+    avd = await startAvd(['--allow-origin', 'http://app.test:8080', '--allow-origin', 'http://second.test']);
+  });
   after(async () => { if (avd) await avd.stop(); });
 
   test('an upgrade with a foreign Origin gets HTTP 403', T, async () => {
@@ -58,11 +60,13 @@ describe('origin checks', () => {
     }
   });
 
-  test('an --allow-origin value is accepted', T, async (t) => {
+  test('every --allow-origin value is accepted', T, async (t) => {
     const s = scope(t);
     const c = await s.client(avd, { origin: 'http://app.test:8080' });
     assert.equal(c.welcome.type, 'welcome');
     assert.equal(typeof (await c.callOk('avd.stats')).sessions, 'number');
+    const c2 = await s.client(avd, { origin: 'http://second.test' });
+    assert.equal(c2.welcome.type, 'welcome');
   });
 
   test('no Origin (a non-browser client) is accepted, token still required', T, async (t) => {
