@@ -31,6 +31,10 @@ from .errors import AvdError, error_from_exception
 
 _current_call = contextvars.ContextVar("avd_current_call", default=None)
 
+# avd discards larger messages (PROTOCOL.md section 8); refuse them here
+# instead, so the caller gets an error rather than a timeout.
+DEFAULT_MAX_MESSAGE_BYTES = 1048576
+
 # concurrent.futures.InvalidStateError is new in 3.8.
 _InvalidState = getattr(concurrent.futures, "InvalidStateError", RuntimeError)
 
@@ -149,8 +153,10 @@ class _Pool(object):
 
 
 class Session(object):
-    def __init__(self, backend, send_text, heartbeat_interval=2.0, max_workers=32):
+    def __init__(self, backend, send_text, heartbeat_interval=2.0, max_workers=32,
+                 max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
         self.backend = backend
+        self.max_message_bytes = max_message_bytes
         self._send_text = send_text
         self.heartbeat_interval = heartbeat_interval
         self.stopped = threading.Event()
@@ -164,6 +170,7 @@ class Session(object):
         self.loop = None
         self._loop_thread = None
         self._hb_thread = None
+        self.on_stop = None   # called once, from the stopping thread, by stop()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -207,6 +214,11 @@ class Session(object):
             self._settle(out, error=AvdError("EVENT_LOOP_CLOSED", "EventLoopClosed",
                                              "the connection to avd closed (%s)" % reason,
                                              {"method": out.method}))
+        if self.on_stop is not None:
+            try:
+                self.on_stop()
+            except Exception:
+                pass
 
     def close(self, grace=1.0):
         """Stop, cancel running handlers, let async ones unwind, stop the loop."""
@@ -232,6 +244,7 @@ class Session(object):
                 t.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=grace)
+            await asyncio.get_running_loop().shutdown_asyncgens()
 
         try:
             asyncio.run_coroutine_threadsafe(drain(), loop).result(grace + 1.0)
@@ -251,9 +264,22 @@ class Session(object):
 
     # ------------------------------------------------------------ output
 
+    def encode(self, msg):
+        """JSON text of a message; TypeError/ValueError if it is not JSON,
+        AvdError PAYLOAD_TOO_LARGE if avd would discard it."""
+        text = encode_text(msg)
+        limit = self.max_message_bytes
+        if limit and len(text) * 4 > limit:  # cheap test first: UTF-8 takes at most 4 bytes a character
+            size = len(text.encode("utf-8"))
+            if size > limit:
+                raise AvdError("PAYLOAD_TOO_LARGE", "PayloadTooLarge",
+                               "message of %d bytes is over avd's limit of %d bytes" % (size, limit),
+                               {"size": size, "max_message_bytes": limit})
+        return text
+
     def send(self, msg):
-        """Encode and send one message; TypeError/ValueError if it is not JSON."""
-        return self.send_raw(encode_text(msg))
+        """Encode and send one message (see :meth:`encode` for the errors)."""
+        return self.send_raw(self.encode(msg))
 
     def send_raw(self, text):
         if self.stopped.is_set():
@@ -272,7 +298,7 @@ class Session(object):
             return
         try:
             self.send({"id": call_id, "ok": True, "result": result})
-        except (TypeError, ValueError) as exc:  # the result is not JSON
+        except (TypeError, ValueError, AvdError) as exc:  # not JSON, or too large
             log_exception("result of call %r cannot be sent:" % (call_id,), exc)
             self.send({"id": call_id, "ok": False, "error": error_from_exception(exc)})
 
@@ -445,7 +471,7 @@ class Session(object):
         with call._lock:
             if call._done or call.cancelled:
                 return False
-            text = encode_text({"type": "chunk", "id": call.id, "data": value})
+            text = self.encode({"type": "chunk", "id": call.id, "data": value})
             return self.send_raw(text)
 
     def _forget(self, call):
@@ -480,8 +506,9 @@ class Session(object):
             self._forget(call)
             try:
                 self._respond(call.id, error=err)
-            except (TypeError, ValueError):  # exc.data is not JSON
+            except (TypeError, ValueError, AvdError):  # exc.data is not JSON or too large
                 err["data"] = {}
+                err["message"] = err["message"][:4096]
                 self._respond(call.id, error=err)
 
     def _on_cancel(self, msg):
@@ -553,7 +580,7 @@ class Session(object):
             msg["params"] = params
         if timeout is not None:
             msg["timeout_ms"] = max(0, int(round(timeout * 1000)))
-        text = encode_text(msg)
+        text = self.encode(msg)
         out = _Outgoing(cid, method, on_chunk)
         with self._lock:
             self._pending[cid] = out

@@ -40,7 +40,7 @@ async def serve_ws(backend, url, token, heartbeat_interval, max_workers=32):
         ws = await websockets.connect(url, subprotocols=[SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES,
                                       compression=None, open_timeout=HANDSHAKE_TIMEOUT)
     except (OSError, asyncio.TimeoutError) as exc:
-        raise ConnectionError("cannot connect to avd at %s: %s" % (url, exc)) from exc
+        raise ConnectionError("cannot connect to avd at %s: %s" % (url, exc)) from None
     except websockets.exceptions.InvalidStatusCode as exc:
         if exc.status_code == 401:
             raise AvdError("UNAUTHORIZED", "Unauthorized", "avd refused the token (HTTP 401)",
@@ -79,6 +79,21 @@ async def serve_ws(backend, url, token, heartbeat_interval, max_workers=32):
             loop.call_soon_threadsafe(outbox.put_nowait, text)
 
         session = Session(backend, send_text, heartbeat_interval, max_workers)
+        stopped = loop.create_future()
+
+        def on_stop():
+            def settle():
+                if not stopped.done():
+                    stopped.set_result(None)
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:
+                pass
+        session.on_stop = on_stop
+        config = welcome.get("config")
+        limit = config.get("maxMessageBytes") if isinstance(config, dict) else None
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            session.max_message_bytes = limit
         session.start()
         backend._session = session
         writer = loop.create_task(_writer(ws, outbox))
@@ -93,7 +108,7 @@ async def serve_ws(backend, url, token, heartbeat_interval, max_workers=32):
             await _await_call(session, "avd.subscribe", {"events": events})
         session.send({"type": "ready", "handlers": methods})
         session.start_heartbeat()
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks + [stopped], return_when=asyncio.FIRST_COMPLETED)
         if ws.close_code is not None:
             log("connection to avd closed (code %s%s)" % (
                 ws.close_code, (", " + ws.close_reason) if ws.close_reason else ""))

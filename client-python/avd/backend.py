@@ -174,7 +174,8 @@ class Backend(object):
 
         ``to``: list of session ids to send to (subscribed or not);
         ``echo``: deliver to this session too if it is subscribed.
-        Returns False when the connection is gone (the event is dropped).
+        Raises AvdError ``EVENT_LOOP_CLOSED`` when not running,
+        ``PAYLOAD_TOO_LARGE`` when over avd's message size limit.
         """
         check_event_name(event)
         msg = {"type": "event", "event": event, "data": {} if data is None else data}
@@ -257,6 +258,12 @@ class Backend(object):
                     continue
 
     # ------------------------------------------------------------ running
+
+    def stop(self):
+        """Make ``run()`` return soon; callable from any thread or handler."""
+        session = self._session
+        if session is not None:
+            session.stop("backend.stop()")
 
     def heartbeat_interval(self):
         return _env.heartbeat_interval(self._heartbeat_interval)

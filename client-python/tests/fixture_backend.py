@@ -150,6 +150,12 @@ def agui_fail():
         raise RuntimeError("model exploded")
 
 
+@backend.method("api.quit")
+def quit_():
+    backend.stop()
+    return "bye"
+
+
 @backend.on("poke")
 def on_poke(data):
     backend.emit("poked", {"got": data})

@@ -291,6 +291,38 @@ class InProcessSession(unittest.TestCase):
         self.assertEqual(msg["error"]["name"], "TypeError")
 
 
+    def test_oversized_messages_are_refused_here(self):
+        import contextlib
+        import io
+        import time
+        self.session.max_message_bytes = 1000
+        with self.assertRaises(AvdError) as cm:
+            self.backend.emit("big", {"s": "é" * 600})
+        self.assertEqual(cm.exception.code, "PAYLOAD_TOO_LARGE")
+        self.backend.emit("small", {"s": "é" * 400})
+        self.backend._methods["api.big"] = lambda: "x" * 2000
+
+        def stream():
+            yield "ok"
+            yield "y" * 2000
+            yield "never"
+        self.backend._methods["api.bigstream"] = stream
+        with contextlib.redirect_stderr(io.StringIO()):
+            self.session.handle_text('{"id": 1, "method": "api.big"}')
+            self.session.handle_text('{"id": 2, "method": "api.bigstream"}')
+            for _ in range(200):
+                if len(self.sent) >= 4:
+                    break
+                time.sleep(0.01)
+        msgs = [json.loads(t) for t in self.sent[1:]]
+        big = [m for m in msgs if m.get("id") == 1][0]
+        self.assertEqual(big["error"]["code"], "PAYLOAD_TOO_LARGE")
+        stream_msgs = [m for m in msgs if m.get("id") == 2]
+        self.assertEqual(stream_msgs[0], {"type": "chunk", "id": 2, "data": "ok"})
+        self.assertEqual(stream_msgs[1]["error"]["code"], "PAYLOAD_TOO_LARGE")
+        self.assertEqual(len(stream_msgs), 2)
+
+
 class Pool(unittest.TestCase):
     def test_grows_for_blocked_jobs_and_respects_max(self):
         import threading

@@ -134,7 +134,7 @@ class WebSocketTransport(unittest.TestCase):
                                         "name": "fixture", "token": TOKEN})
         self.assertEqual(server.subprotocol, "avd.v1")
         self.assertIn("api.count", reg["params"]["methods"])
-        self.assertEqual(len(reg["params"]["methods"]), 17)
+        self.assertEqual(len(reg["params"]["methods"]), 18)
         sub = server.expect(lambda m: m.get("method") == "avd.subscribe", what="avd.subscribe")
         self.assertEqual(sub["params"], {"events": ["poke", "ns:*"]})
         ready = server.expect(lambda m: m.get("type") == "ready", what="ready")
@@ -202,6 +202,13 @@ class WebSocketTransport(unittest.TestCase):
         child.terminate()
         self.assertEqual(child.wait(5), 0, child.stderr_text())
         self.assertNotIn("Traceback", child.stderr_text())
+
+    def test_backend_stop_ends_run(self):
+        server, child = self.start()
+        server.expect(lambda m: m.get("type") == "ready", what="ready")
+        server.send({"id": 1, "method": "api.quit"})
+        self.assertEqual(child.wait(5), 0, child.stderr_text())
+        self.assertIn("run() returned", child.stderr_text())
 
     def test_refused_token_fails_run(self):
         server, child = self.start(token="wrong")
