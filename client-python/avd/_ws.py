@@ -28,6 +28,14 @@ def _import_websockets():
     return websockets
 
 
+def _invalid_status():
+    """The exception class(es) for a refused upgrade, across websockets versions."""
+    import websockets.exceptions as wse
+    found = tuple(getattr(wse, name) for name in ("InvalidStatus", "InvalidStatusCode")
+                  if isinstance(getattr(wse, name, None), type))
+    return found or (wse.InvalidHandshake,)
+
+
 async def _await_call(session, method, params):
     out = session.start_call(method, params)
     return await asyncio.wrap_future(out.future)
@@ -41,11 +49,14 @@ async def serve_ws(backend, url, token, heartbeat_interval, max_workers=32):
                                       compression=None, open_timeout=HANDSHAKE_TIMEOUT)
     except (OSError, asyncio.TimeoutError) as exc:
         raise ConnectionError("cannot connect to avd at %s: %s" % (url, exc)) from None
-    except websockets.exceptions.InvalidStatusCode as exc:
-        if exc.status_code == 401:
+    except _invalid_status() as exc:
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401:
             raise AvdError("UNAUTHORIZED", "Unauthorized", "avd refused the token (HTTP 401)",
                            {"url": url}) from exc
         raise ConnectionError("avd at %s refused the WebSocket upgrade: %s" % (url, exc)) from exc
+    except websockets.exceptions.InvalidHandshake as exc:
+        raise ConnectionError("WebSocket handshake with %s failed: %s" % (url, exc)) from None
 
     session = None
     tasks = []

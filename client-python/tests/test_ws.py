@@ -1,6 +1,7 @@
 """The WebSocket transport against a small fake avd written with websockets."""
 
 import asyncio
+import http
 import json
 import queue
 import threading
@@ -20,7 +21,8 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 class FakeAvd(object):
     """Accepts one backend: checks hello, answers welcome, records what it sends.
 
-    ``mode``: "ok", or "unauthorized" (answers hello with an UNAUTHORIZED error).
+    ``mode``: "ok", "unauthorized" (answers hello with an UNAUTHORIZED error) or
+    "http401" (refuses the upgrade with HTTP 401).
     avd.register / avd.subscribe calls are answered ok at once.
     """
 
@@ -44,7 +46,8 @@ class FakeAvd(object):
 
         async def boot():
             self.server = await websockets.serve(self._handler, "127.0.0.1", 0,
-                                                 subprotocols=["avd.v1"])
+                                                 subprotocols=["avd.v1"],
+                                                 process_request=self._process_request)
             self.port = self.server.sockets[0].getsockname()[1]
             started.set()
 
@@ -54,6 +57,12 @@ class FakeAvd(object):
     @property
     def url(self):
         return "ws://127.0.0.1:%d/ws" % self.port
+
+    async def _process_request(self, path, headers):
+        if self.mode == "http401":
+            self.hello = {"refused_at": "upgrade"}
+            return (http.HTTPStatus.UNAUTHORIZED, [("Content-Type", "text/plain")], b"wrong token\n")
+        return None
 
     async def _handler(self, ws, path=None):
         self.subprotocol = ws.subprotocol
@@ -216,6 +225,13 @@ class WebSocketTransport(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("UNAUTHORIZED", child.stderr_text())
         self.assertEqual(server.hello["token"], "wrong")
+
+    def test_http_401_at_upgrade_fails_run(self):
+        server, child = self.start(mode="http401")
+        rc = child.wait(10)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("UNAUTHORIZED", child.stderr_text())
+        self.assertEqual(server.hello, {"refused_at": "upgrade"})
 
     def test_explicit_transport_wins_over_environment(self):
         # Spawned-looking environment, but FIXTURE_TRANSPORT=ws makes run(transport="ws").
