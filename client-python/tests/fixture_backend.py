@@ -16,7 +16,7 @@ if os.environ.get("FIXTURE_BLOCK_WEBSOCKETS") == "1":
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import avd  # noqa: E402
-from avd import AvdError, Backend, current_call  # noqa: E402
+from avd import Backend, current_call  # noqa: E402
 
 backend = Backend("fixture")
 
