@@ -242,6 +242,12 @@ void outq_clear(struct outq *q);
 size_t utf8_repair_json_surrogates(char *buf, size_t len);
 /* True when p[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool utf8_valid(const unsigned char *p, size_t len);
+/* Length of the longest prefix of p[0..len) that ends on a character
+ * boundary, so a cut there never splits a sequence. */
+size_t utf8_boundary(const unsigned char *p, size_t len);
+/* New NUL-terminated copy of p[0..len) with every invalid sequence
+ * replaced by U+FFFD; *out_len gets its length. */
+char *utf8_repair(const unsigned char *p, size_t len, size_t *out_len);
 
 /* ===================================================================== */
 /* msg.c - decoding and validating one inbound message                    */
@@ -305,6 +311,18 @@ int msg_id_key(const json_t *id, char *buf, size_t size);
 /* config.c - settings from defaults, config file and flags               */
 /* ===================================================================== */
 
+enum restart_policy { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
+
+/* One supervised backend as configured (--backend or "backends"). */
+struct backend_conf {
+	char *name, *command, *cwd; /* new; cwd may be NULL */
+	json_t *env;                /* new object of strings, or NULL */
+	uint32_t ready_timeout_ms;
+	uint32_t restart_backoff_ms, restart_backoff_max_ms;
+	uint32_t max_restarts;      /* within 60 s before giving up */
+	enum restart_policy restart;
+};
+
 struct config {
 	char *listen;
 	int port;
@@ -314,6 +332,7 @@ struct config {
 	bool allow_remote; /* permit a non-loopback --listen */
 	struct ptrvec allow_origins; /* char *, new */
 	char *ui_dir;
+	char *client_dir; /* where avd.js and avd.global.js are served from */
 	char *config_file;
 	uint32_t call_timeout_ms;
 	uint32_t heartbeat_interval_ms;
@@ -325,6 +344,7 @@ struct config {
 	uint32_t max_sessions;
 	bool backend_fail_fast;
 	enum log_level log_level;
+	struct ptrvec backends; /* struct backend_conf *, new */
 };
 
 /* Fill c with the built-in defaults. */
@@ -339,6 +359,10 @@ int config_parse_args(struct config *c, int argc, char **argv,
 /* Apply one JSON config object (keys in snake_case); names the bad key. */
 int config_apply_json(struct config *c, const json_t *obj, struct avd_err *err);
 void config_free(struct config *c);
+/* Parse one "backends" entry; new conf or NULL with err naming the key. */
+struct backend_conf *config_backend_json(const json_t *obj, size_t index,
+					 struct avd_err *err);
+void config_backend_free(struct backend_conf *b);
 /* New object of the settings clients see in welcome.config. */
 json_t *config_client_json(const struct config *c);
 
@@ -374,6 +398,14 @@ struct transport_ops {
 	 * calls session_gone once the peer is really gone. */
 	void (*close)(struct session *s, int code, const char *reason,
 		      bool discard);
+	/* Optional: a message that could not be decoded.  Without it the peer
+	 * gets the error; a child's stdout reports it to frontends instead. */
+	void (*bad_input)(struct session *s, struct avd_err *err);
+	/* Optional: the backend announced itself ready. */
+	void (*ready)(struct session *s);
+	/* The transport reports its peer's end itself (a child's exit), so
+	 * session_gone publishes no "backend disconnected" error. */
+	bool reports_exit;
 };
 
 struct session {
@@ -422,6 +454,9 @@ void session_gone(struct session *s);
 struct frame *session_next_frame(struct session *s);
 /* One inbound message from the transport (buf is modified). */
 void session_on_message(struct session *s, char *buf, size_t len);
+/* New open backend session that needs no hello (a supervised child). */
+struct session *session_new_backend(const struct transport_ops *ops, void *tx,
+				    const char *name);
 /* Look a session up by its id ("s17"); borrowed or NULL. */
 struct session *session_find(const char *id);
 static inline bool session_is_backend(const struct session *s)
@@ -440,7 +475,7 @@ struct stats {
 	uint64_t calls_cancelled, late_answers;
 	uint64_t events_published, events_delivered, events_dropped;
 	uint64_t bytes_in, bytes_out, messages_in, messages_out;
-	uint64_t sessions_opened, slow_consumers_closed;
+	uint64_t sessions_opened, slow_consumers_closed, backend_restarts;
 	uint64_t failed_by_code[AVD_E__COUNT];
 };
 
@@ -566,8 +601,36 @@ void http_reply_free(struct http_reply *r);
 const char *http_mime(const char *path);
 
 /* ===================================================================== */
+/* backend.c - supervised child processes and their stdio transport        */
+/* ===================================================================== */
+
+/* Spawn every configured backend. */
+void backend_start_all(struct config *c);
+/* SIGCHLD arrived: reap children and handle their exits. */
+void backend_reap(void);
+/* avd is stopping: no more restarts; running children are being stopped. */
+void backend_shutdown(void);
+/* How many children are still running. */
+unsigned backend_running(void);
+/* SIGKILL and reap whatever is left, blocking (last resort at exit). */
+void backend_kill_all(void);
+/* Free every backend (after the loop ended). */
+void backend_free_all(void);
+
+/* ===================================================================== */
 /* server.c - libwebsockets glue: the listener, WebSocket transport, loop */
 /* ===================================================================== */
+
+enum { FDW_READ = 1, FDW_WRITE = 2, FDW_CLOSED = 4 };
+struct fdwatch;
+/* Called on the loop when fd is readable, writable, or finally closed. */
+typedef void (*fdwatch_fn)(struct fdwatch *w, int fd, int what, void *arg);
+/* Watch fd (set non-blocking; the loop owns and closes it); NULL on error. */
+struct fdwatch *server_fd_watch(int fd, fdwatch_fn fn, void *arg);
+/* Ask for one FDW_WRITE callback when fd can take more bytes. */
+void server_fd_want_write(struct fdwatch *w);
+/* Stop watching and close fd; fn gets FDW_CLOSED, then w is freed. */
+void server_fd_close(struct fdwatch *w);
 
 /* Create the lws context and listener; 0 or -errno with err filled. */
 int server_start(struct config *c, struct avd_err *err);

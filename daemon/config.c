@@ -18,6 +18,9 @@
 #ifndef AVD_UI_DIR
 #define AVD_UI_DIR "/usr/local/share/avd/ui"
 #endif
+#ifndef AVD_CLIENT_DIR
+#define AVD_CLIENT_DIR "/usr/local/share/avd/client-js"
+#endif
 
 void
 config_defaults(struct config *c)
@@ -26,6 +29,7 @@ config_defaults(struct config *c)
 	c->listen = xstrdup("127.0.0.1");
 	c->port = 7700;
 	c->ui_dir = xstrdup(AVD_UI_DIR);
+	c->client_dir = xstrdup(AVD_CLIENT_DIR);
 	c->call_timeout_ms = 30000;
 	c->heartbeat_interval_ms = 2000;
 	c->heartbeat_timeout_ms = 6000;
@@ -45,15 +49,20 @@ config_free(struct config *c)
 	free(c->token);
 	free(c->token_file);
 	free(c->ui_dir);
+	free(c->client_dir);
 	free(c->config_file);
 	for (uint32_t i = 0; i < c->allow_origins.n; i++)
 		free(c->allow_origins.v[i]);
 	ptrvec_free(&c->allow_origins);
+	for (uint32_t i = 0; i < c->backends.n; i++)
+		config_backend_free(c->backends.v[i]);
+	ptrvec_free(&c->backends);
 	memset(c, 0, sizeof(*c));
 }
 
 /* The settings, by the name used both as --flag and as config key. */
-enum kind { K_STR, K_U32, K_SIZE, K_PORT, K_BOOL, K_FLAG, K_ORIGIN, K_LEVEL };
+enum kind { K_STR, K_U32, K_SIZE, K_PORT, K_BOOL, K_FLAG, K_ORIGIN, K_LEVEL,
+	    K_BACKEND };
 struct setting {
 	const char *name; /* snake_case; the flag is the same with '-' */
 	enum kind kind;
@@ -71,6 +80,7 @@ static const struct setting settings[] = {
 	{ "allow_remote", K_FLAG, OFF(allow_remote), 0, 0 },
 	{ "allow_origin", K_ORIGIN, OFF(allow_origins), 0, 0 },
 	{ "ui", K_STR, OFF(ui_dir), 0, 0 },
+	{ "client_dir", K_STR, OFF(client_dir), 0, 0 },
 	{ "call_timeout_ms", K_U32, OFF(call_timeout_ms), 0, 2147483647 },
 	{ "heartbeat_interval_ms", K_U32, OFF(heartbeat_interval_ms), 10, 3600000 },
 	{ "heartbeat_timeout_ms", K_U32, OFF(heartbeat_timeout_ms), 10, 86400000 },
@@ -81,6 +91,8 @@ static const struct setting settings[] = {
 	{ "max_sessions", K_U32, OFF(max_sessions), 1, 1000000 },
 	{ "backend_fail_fast", K_BOOL, OFF(backend_fail_fast), 0, 0 },
 	{ "log_level", K_LEVEL, OFF(log_level), 0, 0 },
+	{ "backend", K_BACKEND, OFF(backends), 0, 0 },
+	{ "backends", K_BACKEND, OFF(backends), 0, 0 },
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -113,6 +125,166 @@ parse_uint(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+static struct backend_conf *
+backend_defaults(void)
+{
+	struct backend_conf *b = xcalloc(1, sizeof(*b));
+
+	b->ready_timeout_ms = 10000;
+	b->restart_backoff_ms = 500;
+	b->restart_backoff_max_ms = 30000;
+	b->max_restarts = 5;
+	b->restart = RESTART_ON_FAILURE;
+	return b;
+}
+
+void
+config_backend_free(struct backend_conf *b)
+{
+	if (!b)
+		return;
+	free(b->name);
+	free(b->command);
+	free(b->cwd);
+	json_decref(b->env);
+	free(b);
+}
+
+static bool
+valid_backend_name(const char *s)
+{
+	return s && *s && strlen(s) <= 64 && msg_valid_event_name(s, strlen(s));
+}
+
+static int
+backend_u32(const json_t *obj, const char *key, uint32_t *out, uint64_t max,
+	    const char *label, struct avd_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "%s.%s: expected a whole number up to %llu", label,
+			       key, (unsigned long long)max);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+struct backend_conf *
+config_backend_json(const json_t *obj, size_t index, struct avd_err *err)
+{
+	struct backend_conf *b;
+	char label[48];
+	const char *key, *restart;
+	json_t *v;
+
+	snprintf(label, sizeof(label), "backends[%zu]", index);
+	if (!json_is_object(obj)) {
+		err_set(err, AVD_E_INVALID_REQUEST, NULL, "%s: expected an object", label);
+		return NULL;
+	}
+	json_object_foreach((json_t *)obj, key, v) {
+		static const char *const known[] = {
+			"name", "command", "cwd", "env", "ready_timeout_ms", "restart",
+			"max_restarts", "restart_backoff_ms", "restart_backoff_max_ms",
+		};
+		size_t i;
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (!strcmp(key, known[i]))
+				break;
+		if (i == sizeof(known) / sizeof(known[0])) {
+			err_set(err, AVD_E_INVALID_REQUEST, NULL, "%s: unknown key \"%s\"",
+				label, key);
+			return NULL;
+		}
+	}
+	b = backend_defaults();
+	v = json_object_get(obj, "name");
+	if (!valid_backend_name(json_string_value(v))) {
+		err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			"%s.name: expected 1-64 letters, digits or _ . : / -", label);
+		goto fail;
+	}
+	b->name = xstrdup(json_string_value(v));
+	v = json_object_get(obj, "command");
+	if (!json_is_string(v) || !json_string_length(v)) {
+		err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			"%s.command: expected a non-empty string", label);
+		goto fail;
+	}
+	b->command = xstrdup(json_string_value(v));
+	v = json_object_get(obj, "cwd");
+	if (v && !json_is_string(v)) {
+		err_set(err, AVD_E_INVALID_REQUEST, NULL, "%s.cwd: expected a string", label);
+		goto fail;
+	}
+	if (v)
+		b->cwd = xstrdup(json_string_value(v));
+	v = json_object_get(obj, "env");
+	if (v) {
+		const char *k;
+		json_t *ev;
+		if (!json_is_object(v)) {
+			err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				"%s.env: expected an object of strings", label);
+			goto fail;
+		}
+		json_object_foreach(v, k, ev) {
+			if (!json_is_string(ev) || !*k || strchr(k, '=')) {
+				err_set(err, AVD_E_INVALID_REQUEST, NULL,
+					"%s.env.%s: expected a string", label, k);
+				goto fail;
+			}
+		}
+		b->env = json_incref(v);
+	}
+	restart = json_string_value(json_object_get(obj, "restart"));
+	if (json_object_get(obj, "restart")) {
+		if (restart && !strcmp(restart, "no"))
+			b->restart = RESTART_NO;
+		else if (restart && !strcmp(restart, "on-failure"))
+			b->restart = RESTART_ON_FAILURE;
+		else if (restart && !strcmp(restart, "always"))
+			b->restart = RESTART_ALWAYS;
+		else {
+			err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				"%s.restart: expected \"no\", \"on-failure\" or \"always\"",
+				label);
+			goto fail;
+		}
+	}
+	if (backend_u32(obj, "ready_timeout_ms", &b->ready_timeout_ms, 3600000, label, err) ||
+	    backend_u32(obj, "max_restarts", &b->max_restarts, 1000000, label, err) ||
+	    backend_u32(obj, "restart_backoff_ms", &b->restart_backoff_ms, 3600000, label, err) ||
+	    backend_u32(obj, "restart_backoff_max_ms", &b->restart_backoff_max_ms, 3600000,
+			label, err))
+		goto fail;
+	if (b->ready_timeout_ms == 0)
+		b->ready_timeout_ms = 1;
+	return b;
+fail:
+	config_backend_free(b);
+	return NULL;
+}
+
+/* Add backends; a name already configured is replaced (flags win). */
+static void
+add_backend(struct config *c, struct backend_conf *b)
+{
+	for (uint32_t i = 0; i < c->backends.n; i++) {
+		struct backend_conf *o = c->backends.v[i];
+		if (!strcmp(o->name, b->name)) {
+			config_backend_free(o);
+			c->backends.v[i] = b;
+			return;
+		}
+	}
+	ptrvec_push(&c->backends, b);
 }
 
 /* Apply one setting from text (flags) or JSON (config file; text NULL). */
@@ -175,6 +347,38 @@ apply(struct config *c, const struct setting *st, const char *text,
 		}
 		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
 			       "%s: expected a string or an array of strings", label);
+	}
+	case K_BACKEND: {
+		struct backend_conf *b;
+		if (text) {
+			const char *eq = strchr(text, '=');
+			char *name;
+			if (!eq || eq == text || !eq[1])
+				return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+					       "%s: expected NAME=COMMAND, got \"%s\"", label, text);
+			name = xstrndup(text, (size_t)(eq - text));
+			if (!valid_backend_name(name)) {
+				free(name);
+				return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+					       "%s: the name before '=' must be 1-64 letters, "
+					       "digits or _ . : / -", label);
+			}
+			b = backend_defaults();
+			b->name = name;
+			b->command = xstrdup(eq + 1);
+			add_backend(c, b);
+			return 0;
+		}
+		if (!json_is_array(j))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected an array of backends", label);
+		for (size_t i = 0; i < json_array_size(j); i++) {
+			b = config_backend_json(json_array_get(j, i), i, err);
+			if (!b)
+				return -EINVAL;
+			add_backend(c, b);
+		}
+		return 0;
 	}
 	case K_LEVEL: {
 		enum log_level l;
@@ -291,6 +495,7 @@ static const struct option long_opts[] = {
 	{ "allow-remote", no_argument, NULL, 0 },
 	{ "allow-origin", required_argument, NULL, 0 },
 	{ "ui", required_argument, NULL, 0 },
+	{ "client-dir", required_argument, NULL, 0 },
 	{ "config", required_argument, NULL, 'c' },
 	{ "call-timeout-ms", required_argument, NULL, 0 },
 	{ "heartbeat-interval-ms", required_argument, NULL, 0 },
@@ -302,6 +507,7 @@ static const struct option long_opts[] = {
 	{ "max-sessions", required_argument, NULL, 0 },
 	{ "backend-fail-fast", required_argument, NULL, 0 },
 	{ "log-level", required_argument, NULL, 0 },
+	{ "backend", required_argument, NULL, 0 },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -318,6 +524,7 @@ static const char usage_text[] =
 	"  --allow-remote             permit a --listen address that is not loopback\n"
 	"  --allow-origin O           also accept WebSocket Origin O (repeatable)\n"
 	"  --ui DIR                   serve static files from DIR\n"
+	"  --client-dir DIR           serve /avd.js and /avd.global.js from DIR\n"
 	"  --config FILE              JSON config file (keys as the flags, snake_case)\n"
 	"  --call-timeout-ms N        default call timeout; 0 = none (30000)\n"
 	"  --heartbeat-interval-ms N  ping a backend silent this long (2000)\n"
@@ -329,6 +536,8 @@ static const char usage_text[] =
 	"  --max-sessions N           concurrent sessions (10000)\n"
 	"  --backend-fail-fast B      fail calls to unhealthy backends at once (true)\n"
 	"  --log-level L              error, warn, info or debug (info)\n"
+	"  --backend NAME=COMMAND     supervise COMMAND (run by /bin/sh -c) as backend\n"
+	"                             NAME over its stdin/stdout (repeatable)\n"
 	"  --version                  print the version and exit\n"
 	"  --help                     print this help and exit\n";
 

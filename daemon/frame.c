@@ -43,8 +43,10 @@ frame_from_json(const json_t *j)
 	g.f = xmalloc(sizeof(struct frame) + FRAME_HEADROOM + g.cap + 1);
 	g.f->refs = 1;
 	g.f->len = 0;
-	/* JSON_ENSURE_ASCII is off: UTF-8 passes through at its real size. */
-	json_dump_callback(j, append, &g, JSON_COMPACT | JSON_ALLOW_NUL);
+	/* JSON_ENSURE_ASCII is off: UTF-8 passes through at its real size.
+	 * (JSON_ALLOW_NUL is a decoding flag; as a dump flag its bit would
+	 * mean JSON_INDENT(8).  Embedded NULs are always escaped on output.) */
+	json_dump_callback(j, append, &g, JSON_COMPACT);
 	frame_data(g.f)[g.f->len] = '\n';
 	return g.f;
 }

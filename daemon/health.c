@@ -126,6 +126,12 @@ health_on_ready(struct session *s)
 		return;
 	if (s->health != HEALTH_UNHEALTHY)
 		s->health = HEALTH_READY;
+	/* A supervised child is watched from its ready line on, not before:
+	 * its start-up is bounded by the ready timeout instead. */
+	if (!timer_armed(&s->health_timer))
+		health_watch(s);
+	if (s->ops->ready)
+		s->ops->ready(s);
 	log_info("backend %s (%s) ready with %u methods", s->id, s->name,
 		 s->methods.n);
 	pubsub_system("backend_ready", ready_data(s), true);

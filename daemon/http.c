@@ -107,6 +107,7 @@ http_route(const struct config *c, const char *uri, struct http_reply *r)
 	char path[1024], full[PATH_MAX], real_root[PATH_MAX], real[PATH_MAX];
 	struct stat st;
 	size_t rootlen;
+	const char *root;
 
 	memset(r, 0, sizeof(*r));
 	if (!strcmp(uri, "/healthz")) {
@@ -128,7 +129,13 @@ http_route(const struct config *c, const char *uri, struct http_reply *r)
 		text(r, 403, "text/plain; charset=utf-8", "forbidden\n");
 		return;
 	}
-	if (!c->ui_dir || !realpath(c->ui_dir, real_root)) {
+	/* The client library is served from its own directory, so a page in
+	 * any UI directory can load it from the daemon it talks to. */
+	root = c->ui_dir;
+	if (!strcmp(path, "/avd.js") || !strcmp(path, "/avd.global.js") ||
+	    !strcmp(path, "/index.d.ts"))
+		root = c->client_dir;
+	if (!root || !realpath(root, real_root)) {
 		text(r, 404, "text/plain; charset=utf-8", "not found\n");
 		return;
 	}

@@ -61,12 +61,14 @@ main(int argc, char **argv)
 	fflush(stdout);
 	if (cfg.no_auth)
 		log_warn("--no-auth: any local process may connect");
+	backend_start_all(&cfg);
 
 	server_run();
 
 	auth_remove_runtime();
 	server_destroy(); /* closes every connection, which ends its session */
 	hub_free();
+	backend_free_all();
 	config_free(&cfg);
 	log_info("stopped");
 	return 0;

@@ -71,6 +71,10 @@ sul_fire(lws_sorted_usec_list_t *sul)
 {
 	timer_run_due();
 	sul_resched();
+	/* lws runs timers before it polls, so without a wake-up the loop would
+	 * only notice a finished shutdown after the next poll times out. */
+	if (shutdown_started)
+		lws_cancel_service(ctx);
 }
 
 /* ---- WebSocket transport ---------------------------------------------- */
@@ -386,6 +390,9 @@ signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		case SIGHUP:
 			log_warn("SIGHUP received: live reload is not supported yet");
 			break;
+		case SIGCHLD:
+			backend_reap();
+			break;
 		default:
 			break;
 		}
@@ -400,8 +407,88 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* ---- watched descriptors (a supervised child's pipes) ------------------- */
+
+struct fdwatch {
+	struct lws *wsi;
+	int fd;
+	fdwatch_fn fn;
+	void *arg;
+	bool in_callback, closing;
+};
+
+static struct lws_vhost *internal_vhost;
+
+struct fdwatch *
+server_fd_watch(int fd, fdwatch_fn fn, void *arg)
+{
+	struct fdwatch *w = xcalloc(1, sizeof(*w));
+	lws_sock_file_fd_type u;
+
+	w->fd = fd;
+	w->fn = fn;
+	w->arg = arg;
+	u.filefd = fd;
+	w->wsi = lws_adopt_descriptor_vhost(internal_vhost, LWS_ADOPT_RAW_FILE_DESC,
+					    u, "avd-fd", NULL);
+	if (!w->wsi) {
+		free(w);
+		return NULL;
+	}
+	lws_set_opaque_user_data(w->wsi, w);
+	return w;
+}
+
+void
+server_fd_want_write(struct fdwatch *w)
+{
+	if (!w->closing && !destroying)
+		lws_callback_on_writable(w->wsi);
+}
+
+void
+server_fd_close(struct fdwatch *w)
+{
+	if (w->closing)
+		return;
+	w->closing = true;
+	/* Inside its own callback the return value closes it; elsewhere lws
+	 * closes it on its next turn. */
+	if (!w->in_callback && !destroying)
+		lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static int
+fd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	    void *in, size_t len)
+{
+	struct fdwatch *w = lws_get_opaque_user_data(wsi);
+
+	if (!w)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+		if (w->closing)
+			return -1;
+		w->in_callback = true;
+		w->fn(w, w->fd, reason == LWS_CALLBACK_RAW_RX_FILE ? FDW_READ : FDW_WRITE,
+		      w->arg);
+		w->in_callback = false;
+		return w->closing ? -1 : 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		lws_set_opaque_user_data(wsi, NULL);
+		w->fn(w, w->fd, FDW_CLOSED, w->arg);
+		free(w);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static const struct lws_protocols internal_protocols[] = {
 	{ "avd-signal", signal_callback, 0, 0, 0, NULL, 0 },
+	{ "avd-fd", fd_callback, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -554,10 +641,12 @@ server_start(struct config *c, struct avd_err *err)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = internal_protocols;
 	struct lws_vhost *ivh = lws_create_vhost(ctx, &info);
+	internal_vhost = ivh;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -582,8 +671,8 @@ server_port(void)
 static void
 shutdown_deadline(struct timer *t)
 {
-	log_warn("shutdown: %u sessions still open after 2 s; closing anyway",
-		 hub.nsessions);
+	log_warn("shutdown: %u sessions and %u backends still there; closing anyway",
+		 hub.nsessions, backend_running());
 	loop_done = true;
 }
 
@@ -591,8 +680,11 @@ static void
 begin_shutdown(void)
 {
 	shutdown_started = true;
+	backend_shutdown();
 	hub_shutdown();
-	timer_arm(&shutdown_timer, 2000, shutdown_deadline);
+	/* Children get 2 s to leave after stdin closes, 2 s after SIGTERM. */
+	timer_arm(&shutdown_timer, backend_running() ? 5000 : 2000,
+		  shutdown_deadline);
 }
 
 void
@@ -611,10 +703,11 @@ server_run(void)
 			break;
 		if (stop_requested && !shutdown_started)
 			begin_shutdown();
-		if (shutdown_started && hub.nsessions == 0)
+		if (shutdown_started && hub.nsessions == 0 && backend_running() == 0)
 			loop_done = true;
 	}
 	timer_cancel(&shutdown_timer);
+	backend_kill_all();
 }
 
 void

@@ -202,7 +202,8 @@ session_gone(struct session *s)
 	if (was_open) {
 		if (s->role == ROLE_BACKEND) {
 			hub.nbackends--;
-			if (s->health != HEALTH_NONE && !hub.shutting_down) {
+			if (s->health != HEALTH_NONE && !hub.shutting_down &&
+			    !s->ops->reports_exit) {
 				json_t *d = health_event_data(s);
 				json_object_set_new(d, "message",
 						    json_string("backend disconnected"));
@@ -229,12 +230,34 @@ session_gone(struct session *s)
 static void
 reply_bad(struct session *s, json_t *bad_id, struct avd_err *err)
 {
-	if (bad_id)
+	if (s->ops->bad_input)
+		s->ops->bad_input(s, err);
+	else if (bad_id)
 		session_send_error_response(s, bad_id, err_to_json(err));
 	else
 		session_send_error(s, err->code, err->data ? json_incref(err->data) : NULL,
 				   "%s", err->message);
 	err_clear(err);
+}
+
+/* The session passed its hello (or needs none): count it as open. */
+static void
+open_session(struct session *s)
+{
+	s->state = SESSION_OPEN;
+	if (s->role == ROLE_BACKEND)
+		hub.nbackends++;
+	else
+		hub.nfrontends++;
+}
+
+static void
+announce(struct session *s)
+{
+	log_info("session %s joined: %s \"%s\" over %s", s->id,
+		 s->role == ROLE_BACKEND ? "backend" : "frontend", s->name,
+		 s->ops->name);
+	publish_membership(s, "avd:session_joined");
 }
 
 static void
@@ -270,11 +293,7 @@ on_hello(struct session *s, struct msg *m)
 			 s->role == ROLE_BACKEND ? "backend" : "frontend", s->id);
 		s->name = xstrdup(name);
 	}
-	s->state = SESSION_OPEN;
-	if (s->role == ROLE_BACKEND)
-		hub.nbackends++;
-	else
-		hub.nfrontends++;
+	open_session(s);
 	welcome = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o}", "type", "welcome",
 			    "schema_version", AVD_SCHEMA_VERSION, "session", s->id,
 			    "server", AVD_SERVER_NAME, "heartbeat_interval_ms",
@@ -284,13 +303,24 @@ on_hello(struct session *s, struct msg *m)
 	json_decref(welcome);
 	if (m->subscribe && pubsub_subscribe(s, m->subscribe, &err))
 		reply_bad(s, NULL, &err);
-	log_info("session %s joined: %s \"%s\"", s->id,
-		 s->role == ROLE_BACKEND ? "backend" : "frontend", s->name);
-	publish_membership(s, "avd:session_joined");
+	announce(s);
 	if (s->role == ROLE_FRONTEND)
 		health_greet(s);
 	else
 		health_watch(s);
+}
+
+struct session *
+session_new_backend(const struct transport_ops *ops, void *tx, const char *name)
+{
+	struct session *s = session_new(ops, tx, SESSION_OPEN);
+
+	s->authed = true;
+	s->role = ROLE_BACKEND;
+	s->name = xstrdup(name);
+	open_session(s);
+	announce(s);
+	return s;
 }
 
 /* A backend announces its handlers (AuroraView style) and is ready. */

@@ -131,3 +131,78 @@ utf8_valid(const unsigned char *p, size_t len)
 	}
 	return true;
 }
+
+/* Length of the valid UTF-8 sequence at p, or 0 when it is not one. */
+static size_t
+seq_len(const unsigned char *p, size_t avail)
+{
+	unsigned char c = p[0];
+	size_t n;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xE0) == 0xC0)
+		n = 2, cp = c & 0x1F;
+	else if ((c & 0xF0) == 0xE0)
+		n = 3, cp = c & 0x0F;
+	else if ((c & 0xF8) == 0xF0)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (avail < n)
+		return 0;
+	for (size_t k = 1; k < n; k++) {
+		if ((p[k] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3F);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+	    (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+size_t
+utf8_boundary(const unsigned char *p, size_t len)
+{
+	size_t back = 0;
+
+	/* Step back over at most three continuation bytes to a lead byte. */
+	while (back < 4 && back < len && (p[len - 1 - back] & 0xC0) == 0x80)
+		back++;
+	if (back < len) {
+		unsigned char lead = p[len - 1 - back];
+		size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2
+					   : (lead & 0xF0) == 0xE0 ? 3
+					   : (lead & 0xF8) == 0xF0 ? 4 : 1;
+		if (back + 1 < need)
+			return len - 1 - back; /* the last character is cut */
+	}
+	return len;
+}
+
+char *
+utf8_repair(const unsigned char *p, size_t len, size_t *out_len)
+{
+	/* Each bad byte becomes three: U+FFFD is EF BF BD. */
+	char *out = xmalloc(len * 3 + 1);
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		size_t n = seq_len(p + i, len - i);
+		if (n) {
+			memcpy(out + o, p + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
