@@ -235,11 +235,13 @@ void outq_clear(struct outq *q);
 /* ===================================================================== */
 
 /*
- * Replace every lone UTF-16 surrogate escape ("\ud83d" with no partner)
- * inside JSON strings of buf with "\ufffd", in place (same length).
- * Returns how many were replaced.
+ * Repair every lone UTF-16 surrogate escape ("\ud83d" with no partner) in
+ * the JSON text buf[0..*len).  A high half that ends a string value, or a
+ * low half that starts one, becomes a delta marker (see delta.c) and
+ * *marked is set; any other becomes "\ufffd".  Returns buf (repaired in
+ * place) or a new buffer with *len updated, which the caller frees.
  */
-size_t utf8_repair_json_surrogates(char *buf, size_t len);
+char *utf8_fix_surrogates(char *buf, size_t *len, bool *marked);
 /* True when p[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool utf8_valid(const unsigned char *p, size_t len);
 /* Length of the longest prefix of p[0..len) that ends on a character
@@ -248,6 +250,23 @@ size_t utf8_boundary(const unsigned char *p, size_t len);
 /* New NUL-terminated copy of p[0..len) with every invalid sequence
  * replaced by U+FFFD; *out_len gets its length. */
 char *utf8_repair(const unsigned char *p, size_t len, size_t *out_len);
+
+/* ===================================================================== */
+/* delta.c - whole characters across the deltas of a stream               */
+/* ===================================================================== */
+
+/*
+ * The delta of one stream element, joined with the half held from the
+ * previous one (*held, 0 = none): a marker for a low half at its start
+ * completes the held character, a marker for a high half at its end is
+ * stripped and held for the next delta, a held half that finds no partner
+ * becomes U+FFFD in front.  Returns a new string.
+ */
+json_t *delta_join(const char *s, size_t len, uint16_t *held);
+/* Replace every marker left in the string values under j with U+FFFD. */
+void delta_scrub(json_t *j);
+/* The string under data.delta of a stream element, or NULL (borrowed). */
+json_t *delta_of(json_t *data);
 
 /* ===================================================================== */
 /* msg.c - decoding and validating one inbound message                    */
@@ -291,6 +310,7 @@ struct msg {
 	bool echo;
 	/* cancel */
 	const char *reason;
+	bool marked; /* strings may hold delta markers (see delta.c) */
 };
 
 /*
@@ -427,6 +447,8 @@ struct session {
 	struct call *calls_out;    /* calls it made, list head */
 	struct call *calls_in;     /* calls it must answer, list head */
 	struct map *out_ids;       /* caller id key -> struct call, lazily */
+	struct map *held_deltas;   /* event stream key -> held high half */
+	bool announced;            /* backend_ready sent for the current methods */
 	uint32_t pending_out;      /* calls it made still pending */
 	uint32_t pending_in;
 	struct session *prev, *next; /* hub.sessions list */

@@ -132,6 +132,11 @@ health_on_ready(struct session *s)
 		health_watch(s);
 	if (s->ops->ready)
 		s->ops->ready(s);
+	/* avd.register followed by ready (the Python client's sequence) is
+	 * one announcement, not two. */
+	if (s->announced)
+		return;
+	s->announced = true;
 	log_info("backend %s (%s) ready with %u methods", s->id, s->name,
 		 s->methods.n);
 	pubsub_system("backend_ready", ready_data(s), true);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "avd.h"
@@ -226,12 +227,16 @@ msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
 	json_t *type;
 	int rc;
 
+	char *text = buf;
+
 	memset(m, 0, sizeof(*m));
 	*bad_id = NULL;
 	if (memchr(buf, '\\', len))
-		utf8_repair_json_surrogates(buf, len);
+		text = utf8_fix_surrogates(buf, &len, &m->marked);
 	/* JSON_ALLOW_NUL: "\u0000" inside string values is legal and kept. */
-	m->root = json_loadb(buf, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	m->root = json_loadb(text, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	if (text != buf)
+		free(text);
 	if (!m->root) {
 		if (json_error_code(&jerr) == json_error_null_byte_in_key)
 			return err_set(err, AVD_E_ENCODING, NULL,

@@ -215,6 +215,54 @@ deliver_matching(const char *event, struct frame *f, uint64_t gen)
 	}
 }
 
+/* Bound on open event streams per publisher holding a half character. */
+#define MAX_HELD_STREAMS 1024
+
+/*
+ * Events carrying data.message_id and data.delta form a stream per
+ * (event name, message_id) of one publisher, like the chunks of a call:
+ * a character split across two of them arrives whole in the later one.
+ */
+static void
+stream_join(struct session *s, struct msg *m)
+{
+	json_t *delta = json_is_object(m->data) ? delta_of(m->data) : NULL;
+	json_t *mid = delta ? json_object_get(m->data, "message_id") : NULL;
+	char key[600];
+	uint16_t held = 0;
+	void *v;
+	int n;
+
+	if (mid && (json_is_string(mid) || json_is_integer(mid))) {
+		n = json_is_string(mid)
+			    ? snprintf(key, sizeof(key), "%s%c%s", m->event, 0,
+				       json_string_value(mid))
+			    : snprintf(key, sizeof(key), "%s%c%" JSON_INTEGER_FORMAT,
+				       m->event, 0, json_integer_value(mid));
+		if (n > 0 && (size_t)n < sizeof(key)) {
+			v = s->held_deltas ? map_get(s->held_deltas, key, (size_t)n) : NULL;
+			held = (uint16_t)(uintptr_t)v;
+			if (m->marked || held) {
+				json_object_set_new(m->data, "delta",
+						    delta_join(json_string_value(delta),
+							       json_string_length(delta),
+							       &held));
+				if (held) {
+					if (!s->held_deltas)
+						s->held_deltas = map_new();
+					if (map_count(s->held_deltas) < MAX_HELD_STREAMS)
+						map_set(s->held_deltas, key, (size_t)n,
+							(void *)(uintptr_t)held);
+				} else if (v) {
+					map_del(s->held_deltas, key, (size_t)n);
+				}
+			}
+		}
+	}
+	if (m->marked)
+		delta_scrub(m->data);
+}
+
 void
 pubsub_publish(struct session *s, struct msg *m)
 {
@@ -239,6 +287,7 @@ pubsub_publish(struct session *s, struct msg *m)
 		pubsub_system("backend_health", d, true);
 		return;
 	}
+	stream_join(s, m);
 	hub.st.events_published++;
 	ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "event", "event", m->event,
 		       "data", m->data ? json_incref(m->data) : json_object(),

@@ -30,6 +30,7 @@ struct call {
 	struct call *in_prev, *in_next;   /* on callee->calls_in */
 	struct timer timer;
 	uint32_t timeout_ms;
+	uint16_t held; /* high surrogate half held from the last chunk's delta */
 };
 
 /* ---- call lifetime ---------------------------------------------------- */
@@ -203,6 +204,7 @@ router_register(struct session *s, const json_t *names, struct avd_err *err)
 			continue; /* already ours */
 		map_set(hub.methods, name, n, s);
 		ptrvec_push(&s->methods, xstrndup(name, n));
+		s->announced = false;
 	}
 	return 0;
 }
@@ -215,6 +217,7 @@ unregister_at(struct session *s, uint32_t i)
 	map_del(hub.methods, name, strlen(name));
 	ptrvec_remove(&s->methods, name);
 	free(name);
+	s->announced = false;
 }
 
 json_t *
@@ -363,6 +366,15 @@ router_response(struct session *s, struct msg *m)
 		log_debug("session %s: late or unknown answer dropped", s->id);
 		return;
 	}
+	if (c->held) {
+		/* The stream ended holding half a character: it becomes U+FFFD in
+		 * a last chunk, so the caller loses nothing silently. */
+		j = json_pack("{s:s, s:O, s:{s:s}}", "type", "chunk", "id",
+			      c->caller_id, "data", "delta", "\xEF\xBF\xBD");
+		session_send_json(c->caller, LANE_RESPONSE, j);
+		json_decref(j);
+		c->held = 0;
+	}
 	if (m->ok) {
 		hub.st.calls_completed++;
 		j = json_pack("{s:O, s:b, s:O}", "id", c->caller_id, "ok", 1,
@@ -382,10 +394,16 @@ void
 router_chunk(struct session *s, struct msg *m)
 {
 	struct call *c = callee_call(s, m);
-	json_t *j;
+	json_t *j, *delta;
 
 	if (!c)
 		return; /* the call already ended; its caller is not waiting */
+	if (m->data && (delta = delta_of(m->data)) && (m->marked || c->held))
+		json_object_set_new(m->data, "delta",
+				    delta_join(json_string_value(delta),
+					       json_string_length(delta), &c->held));
+	if (m->marked)
+		delta_scrub(m->data);
 	j = json_pack("{s:s, s:O, s:O}", "type", "chunk", "id", c->caller_id,
 		      "data", m->data ? m->data : json_null());
 	session_send_json(c->caller, LANE_RESPONSE, j);

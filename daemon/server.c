@@ -272,24 +272,35 @@ http_writeable(struct lws *wsi, struct pss *pss)
 	return 0;
 }
 
-/* Refuse an upgrade with a real HTTP status, as browsers and tools expect. */
+/* Refuse an upgrade with a real HTTP status, as browsers and tools expect.
+ * The status line is written by hand: lws answers an upgrade request in
+ * HTTP/1.0, which some WebSocket clients cannot parse. */
 static int
 refuse(struct lws *wsi, int status, const char *why)
 {
-	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-					   *end = buf + sizeof(buf) - 1;
-	char body[128];
-	int len = snprintf(body, sizeof(body), "%s\n", why);
+	static const struct {
+		int code;
+		const char *text;
+	} reasons[] = {
+		{ 401, "Unauthorized" }, { 403, "Forbidden" },
+		{ 404, "Not Found" },    { 503, "Service Unavailable" },
+	};
+	unsigned char buf[LWS_PRE + 512];
+	const char *text = "Error";
+	int n;
 
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == status)
+			text = reasons[i].text;
 	log_info("websocket upgrade refused: %d %s", status, why);
-	if (lws_add_http_common_headers(wsi, (unsigned int)status,
-					"text/plain; charset=utf-8",
-					(lws_filepos_t)len, &p, end) ||
-	    lws_finalize_http_header(wsi, &p, end) || end - p < len)
-		return -1;
-	memcpy(p, body, (size_t)len);
-	p += len;
-	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+	n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+		     "HTTP/1.1 %d %s\r\n"
+		     "content-type: text/plain; charset=utf-8\r\n"
+		     "content-length: %zu\r\n"
+		     "connection: close\r\n"
+		     "\r\n%s\n",
+		     status, text, strlen(why) + 1, why);
+	if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) < 0)
 		return -1;
 	return 1;
 }

@@ -223,6 +223,7 @@ session_gone(struct session *s)
 	ptrvec_free(&s->subs);
 	ptrvec_free(&s->methods);
 	map_free(s->out_ids);
+	map_free(s->held_deltas);
 	free(s->name);
 	free(s);
 }
@@ -367,6 +368,9 @@ session_on_message(struct session *s, char *buf, size_t len)
 	}
 	if (s->role == ROLE_BACKEND)
 		health_on_rx(s);
+	/* Only stream elements may join halves across messages. */
+	if (m.marked && m.kind != MSG_CHUNK && m.kind != MSG_EVENT)
+		delta_scrub(m.root);
 	switch (m.kind) {
 	case MSG_CALL:
 		router_call(s, &m);

@@ -3,8 +3,9 @@
  *
  * A producer that cuts a UTF-16 string between the halves of a surrogate
  * pair sends "\ud83d" on its own.  jansson rejects the entire message for
- * that, so avd rewrites such lone halves to U+FFFD before parsing; the
- * escape "\ufffd" is exactly as long as "\ud83d", so the repair is in place.
+ * that, so avd rewrites lone halves before parsing: to U+FFFD ("\ufffd" is
+ * as long as "\ud83d", so in place), or, where the half could join the
+ * next or previous delta of a stream, to a marker that delta.c resolves.
  */
 #include "config.h"
 
@@ -41,13 +42,49 @@ escape_unit(const char *p, const char *end)
 	return v;
 }
 
-size_t
-utf8_repair_json_surrogates(char *buf, size_t len)
-{
-	char *p = buf, *end = buf + len;
-	bool in_string = false;
-	size_t fixed = 0;
+/* Where a lone surrogate escape sits in the JSON text. */
+struct lone {
+	size_t off;   /* offset of its backslash */
+	long unit;    /* the code unit */
+	bool marker;  /* may join a neighbouring delta: becomes a marker */
+};
 
+/* Offset just past the closing quote of the string whose first content
+ * byte is at p, or end when it never closes. */
+static const char *
+string_end(const char *p, const char *end)
+{
+	while (p < end && *p != '"')
+		p += *p == '\\' ? 2 : 1;
+	return p < end ? p + 1 : end;
+}
+
+/* True when the string that ends just before q is an object key. */
+static bool
+followed_by_colon(const char *q, const char *end)
+{
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+		q++;
+	return q < end && *q == ':';
+}
+
+char *
+utf8_fix_surrogates(char *buf, size_t *plen, bool *marked)
+{
+	char *p = buf, *end = buf + *plen, *out, *o;
+	struct lone *v = NULL;
+	size_t n = 0, cap = 0, nmark = 0;
+	bool in_string = false, nonchars = false;
+	const char *str_start = NULL;
+
+	*marked = false;
+	/* Raw noncharacters U+FDD0..U+FDEF in the input would be mistaken for
+	 * markers; such a message gets plain U+FFFD repairs instead. */
+	for (char *q = memchr(buf, 0xEF, *plen); q && q + 2 < end;
+	     q = memchr(q + 1, 0xEF, (size_t)(end - q - 1)))
+		if ((unsigned char)q[1] == 0xB7 && (unsigned char)q[2] >= 0x90 &&
+		    (unsigned char)q[2] <= 0xAF)
+			nonchars = true;
 	while (p < end) {
 		char *q;
 
@@ -56,10 +93,10 @@ utf8_repair_json_surrogates(char *buf, size_t len)
 			if (!q)
 				break;
 			in_string = true;
+			str_start = q + 1;
 			p = q + 1;
 			continue;
 		}
-		/* Inside a string only '"' and '\\' matter. */
 		while (p < end && *p != '"' && *p != '\\')
 			p++;
 		if (p >= end)
@@ -71,9 +108,11 @@ utf8_repair_json_surrogates(char *buf, size_t len)
 		}
 		long u = escape_unit(p, end);
 		if (u < 0) {
-			p += 2; /* some other escape, or truncated: skip it */
+			p += 2;
 			continue;
 		}
+		if (u >= 0xFDD0 && u <= 0xFDEF)
+			nonchars = true;
 		if (u >= 0xD800 && u <= 0xDBFF) {
 			long lo = escape_unit(p + 6, end);
 			if (lo >= 0xDC00 && lo <= 0xDFFF) {
@@ -84,11 +123,56 @@ utf8_repair_json_surrogates(char *buf, size_t len)
 			p += 6;
 			continue;
 		}
-		memcpy(p, "\\ufffd", 6);
-		fixed++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n].off = (size_t)(p - buf);
+		v[n].unit = u;
+		/* A high half ending a string value, or a low half starting
+		 * one, is what a producer cutting UTF-16 text leaves behind. */
+		if (u <= 0xDBFF)
+			v[n].marker = p + 6 < end && p[6] == '"' &&
+				      !followed_by_colon(p + 7, end);
+		else
+			v[n].marker = p == str_start &&
+				      !followed_by_colon(string_end(p, end), end);
+		nmark += v[n].marker;
+		n++;
 		p += 6;
 	}
-	return fixed;
+	if (nonchars)
+		nmark = 0;
+	if (!nmark) {
+		for (size_t i = 0; i < n; i++)
+			memcpy(buf + v[i].off, "\\ufffd", 6);
+		free(v);
+		return buf;
+	}
+	/* Each marker is three escapes (18 bytes) where the half had one. */
+	out = o = xmalloc(*plen + nmark * 12 + 1);
+	p = buf;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(o, p, (size_t)(buf + v[i].off - p));
+		o += buf + v[i].off - p;
+		if (v[i].marker && !nonchars) {
+			unsigned bits = (unsigned)(v[i].unit & 0x3FF);
+			o += sprintf(o, "\\u%04X\\u%04X\\u%04X",
+				     v[i].unit <= 0xDBFF ? 0xFDD0 : 0xFDD1,
+				     0xFDD0 + (bits >> 5), 0xFDD0 + (bits & 31));
+		} else {
+			memcpy(o, "\\ufffd", 6);
+			o += 6;
+		}
+		p = buf + v[i].off + 6;
+	}
+	memcpy(o, p, (size_t)(end - p));
+	o += end - p;
+	*o = '\0';
+	*plen = (size_t)(o - out);
+	*marked = true;
+	free(v);
+	return out;
 }
 
 bool

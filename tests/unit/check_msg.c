@@ -123,11 +123,65 @@ END_TEST
 
 START_TEST(test_surrogate_repair)
 {
-	char a[] = "{\"s\":\"x\\ud83d\",\"t\":\"\\ud83d\\ude00\",\"u\":\"\\\\ud83d\",\"v\":\"\\udc00y\"}";
-	size_t n = utf8_repair_json_surrogates(a, strlen(a));
+	/* Lone halves in the middle of strings and in keys become U+FFFD in
+	 * place; escaped backslashes are not escapes. */
+	char a[] = "{\"s\":\"x\\ud83dy\",\"t\":\"\\ud83d\\ude00\",\"u\":\"\\\\ud83d\",\"k\\ud83d\":1}";
+	size_t len = strlen(a);
+	bool marked;
+	char *out = utf8_fix_surrogates(a, &len, &marked);
 
-	ck_assert_uint_eq(n, 2);
-	ck_assert_str_eq(a, "{\"s\":\"x\\ufffd\",\"t\":\"\\ud83d\\ude00\",\"u\":\"\\\\ud83d\",\"v\":\"\\ufffdy\"}");
+	ck_assert_ptr_eq(out, a);
+	ck_assert(!marked);
+	ck_assert_str_eq(a, "{\"s\":\"x\\ufffdy\",\"t\":\"\\ud83d\\ude00\",\"u\":\"\\\\ud83d\",\"k\\ufffd\":1}");
+}
+END_TEST
+
+START_TEST(test_delta_markers_join)
+{
+	char a[] = "{\"delta\":\"a\\ud83d\"}";
+	char b[] = "{\"delta\":\"\\ude00b\"}";
+	size_t la = strlen(a), lb = strlen(b);
+	bool ma, mb;
+	char *oa = utf8_fix_surrogates(a, &la, &ma);
+	char *ob = utf8_fix_surrogates(b, &lb, &mb);
+	json_t *ja = json_loadb(oa, la, 0, NULL), *jb = json_loadb(ob, lb, 0, NULL);
+	json_t *da = delta_of(ja), *db = delta_of(jb), *r;
+	uint16_t held = 0;
+
+	ck_assert(ma && mb);
+	r = delta_join(json_string_value(da), json_string_length(da), &held);
+	ck_assert_str_eq(json_string_value(r), "a");
+	ck_assert_uint_eq(held, 0xD83D);
+	json_decref(r);
+	r = delta_join(json_string_value(db), json_string_length(db), &held);
+	ck_assert_str_eq(json_string_value(r), "😀b");
+	ck_assert_uint_eq(held, 0);
+	json_decref(r);
+	/* A held half whose partner never comes becomes U+FFFD in front. */
+	held = 0xD83D;
+	r = delta_join("z", 1, &held);
+	ck_assert_str_eq(json_string_value(r), "\xEF\xBF\xBDz");
+	json_decref(r);
+	/* Markers outside a stream are scrubbed to U+FFFD. */
+	delta_scrub(ja);
+	ck_assert_str_eq(json_string_value(delta_of(ja)), "a\xEF\xBF\xBD");
+	json_decref(ja);
+	json_decref(jb);
+	free(oa);
+	free(ob);
+}
+END_TEST
+
+START_TEST(test_noncharacters_disable_markers)
+{
+	char a[] = "{\"delta\":\"\\ufdd0x\\ud83d\"}";
+	size_t len = strlen(a);
+	bool marked;
+	char *out = utf8_fix_surrogates(a, &len, &marked);
+
+	ck_assert_ptr_eq(out, a);
+	ck_assert(!marked);
+	ck_assert_ptr_nonnull(strstr(a, "x\\ufffd"));
 }
 END_TEST
 
@@ -166,6 +220,8 @@ main(void)
 	tcase_add_test(tc, test_event_name_rules);
 	tcase_add_test(tc, test_defaults_and_aliases);
 	tcase_add_test(tc, test_surrogate_repair);
+	tcase_add_test(tc, test_delta_markers_join);
+	tcase_add_test(tc, test_noncharacters_disable_markers);
 	tcase_add_test(tc, test_utf8_valid);
 	tcase_add_test(tc, test_id_keys_distinct);
 	suite_add_tcase(s, tc);
