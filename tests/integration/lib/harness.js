@@ -162,14 +162,26 @@ async function startAvd(args = [], env = {}, opts = {}) {
     stderr: () => stderr,
     stdout: () => stdout,
     exitInfo: () => exitInfo,
+    // Set by a test that kills avd on purpose.
+    allowDirtyExit: false,
     async stop() {
+      let killed = false;
       if (!exitInfo) {
         proc.kill('SIGTERM');
-        const t = setTimeout(() => { if (!exitInfo) proc.kill('SIGKILL'); }, STOP_GRACE_MS);
+        const t = setTimeout(() => {
+          if (!exitInfo) { killed = true; proc.kill('SIGKILL'); }
+        }, STOP_GRACE_MS + (opts.stopGraceMs || 0));
         await exited;
         clearTimeout(t);
       }
       if (ownRuntimeDir) fs.rmSync(runtimeDir, { recursive: true, force: true });
+      // A clean SIGTERM exit is part of every test: a crash, a sanitizer
+      // report or a hang at shutdown fails the test that caused it.
+      if (!this.allowDirtyExit && (killed || exitInfo.code !== 0)) {
+        throw new Error(`avd did not exit cleanly (code ${exitInfo.code}, signal ` +
+          `${exitInfo.signal}${killed ? ', killed after the grace period' : ''}); ` +
+          `stderr tail:\n${stderr.slice(-4000)}`);
+      }
       return exitInfo;
     },
   };
@@ -614,7 +626,9 @@ class Scope {
   track(c) { this.clients.push(c); return c; }
   async cleanup() {
     await Promise.all(this.clients.splice(0).map((c) => c.close(500).catch(() => {})));
-    await Promise.all(this.daemons.splice(0).map((d) => d.stop().catch(() => {})));
+    const results = await Promise.allSettled(this.daemons.splice(0).map((d) => d.stop()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 
