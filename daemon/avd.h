@@ -38,6 +38,8 @@ char *xstrndup(const char *s, size_t n);
 
 /* Monotonic milliseconds; tests may replace the source with clock_set_fake. */
 uint64_t clock_ms(void);
+/* Monotonic microseconds, for latencies (not faked). */
+uint64_t clock_us(void);
 /* Wall-clock milliseconds since the epoch, for "ts" fields people read. */
 int64_t clock_wall_ms(void);
 /* Make clock_ms return *fake (borrowed) instead of the real clock; NULL restores. */
@@ -104,10 +106,15 @@ void timer_reset(void);
 /* ===================================================================== */
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 /* Parse "error|warn|info|debug"; returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *out);
+/* Parse "text|json"; returns 0 or -EINVAL. */
+int log_parse_format(const char *s, enum log_format *out);
 void log_set_level(enum log_level l);
+/* Also notices whether stderr is the systemd journal. */
+void log_set_format(enum log_format f);
 enum log_level log_get_level(void);
 void log_msg(enum log_level l, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -364,6 +371,7 @@ struct config {
 	uint32_t max_sessions;
 	bool backend_fail_fast;
 	enum log_level log_level;
+	enum log_format log_format;
 	struct ptrvec backends; /* struct backend_conf *, new */
 };
 
@@ -492,6 +500,10 @@ const char *health_str(enum health h);
 /* hub.c - process-wide state and counters                                */
 /* ===================================================================== */
 
+/* Upper bounds (µs) of the call latency histogram; one more bucket is +Inf. */
+#define LATENCY_BUCKETS 17
+extern const uint64_t latency_bounds_us[LATENCY_BUCKETS];
+
 struct stats {
 	uint64_t calls_started, calls_completed, calls_failed, calls_timed_out;
 	uint64_t calls_cancelled, late_answers;
@@ -499,6 +511,9 @@ struct stats {
 	uint64_t bytes_in, bytes_out, messages_in, messages_out;
 	uint64_t sessions_opened, slow_consumers_closed, backend_restarts;
 	uint64_t failed_by_code[AVD_E__COUNT];
+	uint64_t latency[LATENCY_BUCKETS + 1]; /* answered calls, per bucket */
+	uint64_t latency_sum_us, latency_count;
+	size_t queue_high_water; /* the largest queue any session ever had */
 };
 
 struct hub {
@@ -521,8 +536,17 @@ void hub_init(struct config *cfg);
 void hub_shutdown(void);
 /* Free whatever is left (after the loop stopped). */
 void hub_free(void);
-/* New object of the counters avd.stats returns. */
-json_t *hub_stats_json(void);
+/* Count one answered call that took us microseconds. */
+void hub_record_latency(uint64_t us);
+
+/* ===================================================================== */
+/* metrics.c - the counters, as avd.stats JSON and as Prometheus text      */
+/* ===================================================================== */
+
+/* New object of every figure (avd.stats). */
+json_t *metrics_json(void);
+/* New NUL-terminated Prometheus text exposition; *len gets its length. */
+char *metrics_text(size_t *len);
 
 /* ===================================================================== */
 /* router.c - methods, call routing, timeouts, cancel                     */
@@ -616,8 +640,10 @@ struct http_reply {
 	char *path;               /* new: file to serve */
 };
 
-/* Decide the reply for GET uri (path part only, undecoded). */
-void http_route(const struct config *c, const char *uri, struct http_reply *r);
+/* Decide the reply for GET uri (path part only, undecoded); token is the
+ * one the request presented (query or Authorization header), or NULL. */
+void http_route(const struct config *c, const char *uri, const char *token,
+		struct http_reply *r);
 void http_reply_free(struct http_reply *r);
 /* Content type for a file name by its extension. */
 const char *http_mime(const char *path);

@@ -122,7 +122,7 @@ builtin_call(struct session *s, struct msg *m)
 		map_each(hub.methods, add_method, a);
 		reply(s, m, json_pack("{s:o}", "methods", a));
 	} else if (!strcmp(name, "stats")) {
-		reply(s, m, hub_stats_json());
+		reply(s, m, metrics_json());
 	} else {
 		hub.st.failed_by_code[AVD_E_METHOD_NOT_FOUND]++;
 		session_send_error_response(

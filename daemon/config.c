@@ -62,7 +62,7 @@ config_free(struct config *c)
 
 /* The settings, by the name used both as --flag and as config key. */
 enum kind { K_STR, K_U32, K_SIZE, K_PORT, K_BOOL, K_FLAG, K_ORIGIN, K_LEVEL,
-	    K_BACKEND };
+	    K_FORMAT, K_BACKEND };
 struct setting {
 	const char *name; /* snake_case; the flag is the same with '-' */
 	enum kind kind;
@@ -91,6 +91,7 @@ static const struct setting settings[] = {
 	{ "max_sessions", K_U32, OFF(max_sessions), 1, 1000000 },
 	{ "backend_fail_fast", K_BOOL, OFF(backend_fail_fast), 0, 0 },
 	{ "log_level", K_LEVEL, OFF(log_level), 0, 0 },
+	{ "log_format", K_FORMAT, OFF(log_format), 0, 0 },
 	{ "backend", K_BACKEND, OFF(backends), 0, 0 },
 	{ "backends", K_BACKEND, OFF(backends), 0, 0 },
 };
@@ -380,6 +381,15 @@ apply(struct config *c, const struct setting *st, const char *text,
 		}
 		return 0;
 	}
+	case K_FORMAT: {
+		enum log_format f;
+		const char *s = text ? text : json_string_value(j);
+		if (!s || log_parse_format(s, &f))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "%s: expected text or json", label);
+		*(enum log_format *)(base + st->off) = f;
+		return 0;
+	}
 	case K_LEVEL: {
 		enum log_level l;
 		const char *s = text ? text : json_string_value(j);
@@ -507,6 +517,7 @@ static const struct option long_opts[] = {
 	{ "max-sessions", required_argument, NULL, 0 },
 	{ "backend-fail-fast", required_argument, NULL, 0 },
 	{ "log-level", required_argument, NULL, 0 },
+	{ "log-format", required_argument, NULL, 0 },
 	{ "backend", required_argument, NULL, 0 },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -536,6 +547,7 @@ static const char usage_text[] =
 	"  --max-sessions N           concurrent sessions (10000)\n"
 	"  --backend-fail-fast B      fail calls to unhealthy backends at once (true)\n"
 	"  --log-level L              error, warn, info or debug (info)\n"
+	"  --log-format F             text or json (text)\n"
 	"  --backend NAME=COMMAND     supervise COMMAND (run by /bin/sh -c) as backend\n"
 	"                             NAME over its stdin/stdout (repeatable)\n"
 	"  --version                  print the version and exit\n"

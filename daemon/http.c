@@ -102,7 +102,8 @@ climbs(const char *path)
 }
 
 void
-http_route(const struct config *c, const char *uri, struct http_reply *r)
+http_route(const struct config *c, const char *uri, const char *token,
+	   struct http_reply *r)
 {
 	char path[1024], full[PATH_MAX], real_root[PATH_MAX], real[PATH_MAX];
 	struct stat st;
@@ -118,6 +119,20 @@ http_route(const struct config *c, const char *uri, struct http_reply *r)
 			 hub.shutting_down ? "stopping" : "ok", hub.nsessions,
 			 hub.nfrontends, hub.nbackends);
 		text(r, hub.shutting_down ? 503 : 200, "application/json", body);
+		return;
+	}
+	if (!strcmp(uri, "/metrics")) {
+		/* Counters say what runs here; they need the token. */
+		if (!auth_token_ok(c, token)) {
+			text(r, 401, "text/plain; charset=utf-8",
+			     "a token is required (?token= or Authorization: Bearer)\n");
+			return;
+		}
+		r->status = 200;
+		r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		r->body = metrics_text(&r->body_len);
+		if (!r->body)
+			text(r, 500, "text/plain; charset=utf-8", "out of memory\n");
 		return;
 	}
 	if (!strcmp(uri, "/ws")) {

@@ -44,38 +44,19 @@ hub_free(void)
 	memset(&hub, 0, sizeof(hub));
 }
 
-json_t *
-hub_stats_json(void)
-{
-	const struct stats *st = &hub.st;
-	json_t *by_code = json_object();
-	json_t *j;
+const uint64_t latency_bounds_us[LATENCY_BUCKETS] = {
+	100,    250,    500,     1000,    2500,    5000,     10000,    25000, 50000,
+	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+};
 
-	for (int c = 1; c < AVD_E__COUNT; c++)
-		if (st->failed_by_code[c])
-			json_object_set_new(by_code, err_code_str((enum avd_code)c),
-					    json_integer((json_int_t)st->failed_by_code[c]));
-	j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
-		      "sessions", (json_int_t)hub.nsessions,
-		      "frontends", (json_int_t)hub.nfrontends,
-		      "backends", (json_int_t)hub.nbackends,
-		      "methods", (json_int_t)map_count(hub.methods),
-		      "pending_calls", (json_int_t)map_count(hub.calls),
-		      "calls_started", (json_int_t)st->calls_started,
-		      "calls_completed", (json_int_t)st->calls_completed,
-		      "calls_failed", (json_int_t)st->calls_failed,
-		      "calls_timed_out", (json_int_t)st->calls_timed_out,
-		      "calls_cancelled", (json_int_t)st->calls_cancelled,
-		      "late_answers", (json_int_t)st->late_answers,
-		      "events_published", (json_int_t)st->events_published,
-		      "events_delivered", (json_int_t)st->events_delivered,
-		      "events_dropped", (json_int_t)st->events_dropped,
-		      "bytes_in", (json_int_t)st->bytes_in,
-		      "bytes_out", (json_int_t)st->bytes_out,
-		      "messages_in", (json_int_t)st->messages_in,
-		      "messages_out", (json_int_t)st->messages_out,
-		      "slow_consumers_closed", (json_int_t)st->slow_consumers_closed,
-		      "failed_by_code", by_code);
-	return j;
+void
+hub_record_latency(uint64_t us)
+{
+	int b = 0;
+
+	while (b < LATENCY_BUCKETS && us > latency_bounds_us[b])
+		b++;
+	hub.st.latency[b]++;
+	hub.st.latency_sum_us += us;
+	hub.st.latency_count++;
 }

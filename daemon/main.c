@@ -31,6 +31,7 @@ main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level(cfg.log_level);
+	log_set_format(cfg.log_format);
 	if (!cfg.no_auth && !cfg.token) {
 		if (auth_make_token(token)) {
 			fprintf(stderr, "avd: cannot make a random token\n");

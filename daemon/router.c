@@ -31,6 +31,7 @@ struct call {
 	struct timer timer;
 	uint32_t timeout_ms;
 	uint16_t held; /* high surrogate half held from the last chunk's delta */
+	uint64_t started_us;
 };
 
 /* ---- call lifetime ---------------------------------------------------- */
@@ -50,6 +51,7 @@ call_new(struct session *caller, struct session *callee, struct msg *m,
 	c->caller = caller;
 	c->callee = callee;
 	c->timeout_ms = timeout_ms;
+	c->started_us = clock_us();
 	map_set(hub.calls, c->key, strlen(c->key), c);
 	if (!caller->out_ids)
 		caller->out_ids = map_new();
@@ -375,6 +377,7 @@ router_response(struct session *s, struct msg *m)
 		json_decref(j);
 		c->held = 0;
 	}
+	hub_record_latency(clock_us() - c->started_us);
 	if (m->ok) {
 		hub.st.calls_completed++;
 		j = json_pack("{s:O, s:b, s:O}", "id", c->caller_id, "ok", 1,

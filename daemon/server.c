@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -219,20 +220,34 @@ http_headers(struct lws *wsi, int status, const char *type, size_t len)
 	return 0;
 }
 
+/* The token an HTTP request presents: ?token= or Authorization: Bearer. */
+static const char *
+http_token(struct lws *wsi, char *buf, int size)
+{
+	const char *tok = lws_get_urlarg_by_name(wsi, "token=", buf, size);
+
+	if (tok)
+		return tok;
+	if (lws_hdr_copy(wsi, buf, size, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+	    !strncasecmp(buf, "Bearer ", 7))
+		return buf + 7;
+	return NULL;
+}
+
 static int
 http_request(struct lws *wsi, struct pss *pss, const char *uri)
 {
+	char tokbuf[256];
 	int n;
 
 	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-		http_route(cfg, "/", &pss->reply);
-		http_reply_free(&pss->reply);
 		pss->reply.status = 405;
 		pss->reply.content_type = "text/plain; charset=utf-8";
 		pss->reply.body = xstrdup("only GET is served here\n");
 		pss->reply.body_len = strlen(pss->reply.body);
 	} else {
-		http_route(cfg, uri, &pss->reply);
+		http_route(cfg, uri, http_token(wsi, tokbuf, sizeof(tokbuf)),
+			   &pss->reply);
 	}
 	if (pss->reply.path) {
 		n = lws_serve_http_file(wsi, pss->reply.path, pss->reply.content_type,

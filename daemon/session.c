@@ -88,6 +88,8 @@ session_send_frame(struct session *s, enum lane l, struct frame *f)
 		return 1;
 	}
 	outq_push(&s->q, l, f);
+	if (s->q.bytes > hub.st.queue_high_water)
+		hub.st.queue_high_water = s->q.bytes;
 	if (s->q.bytes > 2 * limit) {
 		hub.st.slow_consumers_closed++;
 		log_warn("session %s (%s): closed as a slow consumer with %zu bytes queued",

@@ -179,28 +179,40 @@ START_TEST(test_http_routes)
 	c.ui_dir = xstrdup(dir);
 	memset(&hub, 0, sizeof(hub));
 
-	http_route(&c, "/", &r);
+	http_route(&c, "/", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(strstr(r.path, "index.html"));
 	ck_assert_str_eq(r.content_type, "text/html; charset=utf-8");
 	http_reply_free(&r);
-	http_route(&c, "/healthz", &r);
+	http_route(&c, "/healthz", NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"status\":\"ok\""));
 	http_reply_free(&r);
-	http_route(&c, "/../etc/passwd", &r);
+	http_route(&c, "/../etc/passwd", NULL, &r);
 	ck_assert_int_eq(r.status, 403);
 	http_reply_free(&r);
-	http_route(&c, "/%2e%2e/%2e%2e/etc/passwd", &r);
+	http_route(&c, "/%2e%2e/%2e%2e/etc/passwd", NULL, &r);
 	ck_assert_int_eq(r.status, 403);
 	http_reply_free(&r);
-	http_route(&c, "/sub", &r); /* a directory: no listing */
+	http_route(&c, "/sub", NULL, &r); /* a directory: no listing */
 	ck_assert_int_eq(r.status, 404);
 	http_reply_free(&r);
-	http_route(&c, "/missing.js", &r);
+	http_route(&c, "/metrics", NULL, &r);
+	ck_assert_int_eq(r.status, 401);
+	http_reply_free(&r);
+	c.token = xstrdup("tok-12345678");
+	http_route(&c, "/metrics", "wrong-token", &r);
+	ck_assert_int_eq(r.status, 401);
+	http_reply_free(&r);
+	http_route(&c, "/metrics", "tok-12345678", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE avd_calls_started_total counter"));
+	ck_assert_ptr_nonnull(strstr(r.body, "avd_call_duration_seconds_bucket{le=\"+Inf\"}"));
+	http_reply_free(&r);
+	http_route(&c, "/missing.js", NULL, &r);
 	ck_assert_int_eq(r.status, 404);
 	http_reply_free(&r);
-	http_route(&c, "/a%00b", &r);
+	http_route(&c, "/a%00b", NULL, &r);
 	ck_assert_int_eq(r.status, 403);
 	http_reply_free(&r);
 	config_free(&c);
