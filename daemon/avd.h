@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define AVD_SCHEMA_VERSION 1
 #define AVD_SERVER_NAME "avd/" PACKAGE_VERSION
@@ -379,7 +380,8 @@ struct config {
 void config_defaults(struct config *c);
 /*
  * Apply the config file named by --config (if any), then the flags.
- * Returns 0, 1 when the program should exit 0 (--help, --version), or
+ * Returns 0, 1 when the program should exit 0 (--help, --version, a valid
+ * --check-config), -ECANCELED when it should exit 2 having said why, or
  * -EINVAL with err->message naming the problem.
  */
 int config_parse_args(struct config *c, int argc, char **argv,
@@ -391,6 +393,12 @@ void config_free(struct config *c);
 struct backend_conf *config_backend_json(const json_t *obj, size_t index,
 					 struct avd_err *err);
 void config_backend_free(struct backend_conf *b);
+/* New deep copy of b. */
+struct backend_conf *config_backend_dup(const struct backend_conf *b);
+bool config_backend_equal(const struct backend_conf *a, const struct backend_conf *b);
+/* Print every problem of the config file at path to out; returns how many
+ * (0 = valid). */
+int config_check_file(const char *path, FILE *out);
 /* New object of the settings clients see in welcome.config. */
 json_t *config_client_json(const struct config *c);
 
@@ -664,6 +672,20 @@ unsigned backend_running(void);
 void backend_kill_all(void);
 /* Free every backend (after the loop ended). */
 void backend_free_all(void);
+/* Make the running backends match confs (borrowed): start new names, stop
+ * vanished ones, restart changed ones; names go into report's arrays
+ * "started", "stopped", "restarted". */
+void backend_reconcile(const struct ptrvec *confs, json_t *report);
+
+/* ===================================================================== */
+/* reload.c - SIGHUP: read the configuration again, apply what can change  */
+/* ===================================================================== */
+
+/* Remember the command line, to parse it again on reload (borrowed). */
+void reload_init(int argc, char **argv);
+/* Re-read config file and flags into the running cfg; logs what changed
+ * and what needs a restart. */
+void reload_config(struct config *cfg);
 
 /* ===================================================================== */
 /* server.c - libwebsockets glue: the listener, WebSocket transport, loop */

@@ -52,7 +52,9 @@ enum bstate {
 };
 
 struct backend {
-	struct backend_conf *conf; /* borrowed from the config */
+	struct backend_conf *conf; /* new: its own copy, so a reload can go on */
+	struct backend_conf *next_conf; /* new: replaces conf once it stopped */
+	bool removed;              /* dropped by a reload: never restart */
 	enum bstate state;
 	pid_t pid;                 /* the child we spawned; 0 once reaped */
 	pid_t pgid;                /* its process group, which may outlive it */
@@ -819,8 +821,18 @@ exited(struct backend *b, int status)
 				     strsignal(sig));
 		}
 	}
-	if (hub.shutting_down || b->state == B_DONE) {
+	if (hub.shutting_down || b->state == B_DONE || b->removed) {
 		b->state = B_DONE;
+		return;
+	}
+	if (b->next_conf) {
+		/* A reload changed how it runs: start the new one at once. */
+		config_backend_free(b->conf);
+		b->conf = b->next_conf;
+		b->next_conf = NULL;
+		b->backoff_ms = b->conf->restart_backoff_ms;
+		b->nrestarts = 0;
+		spawn_backend(b);
 		return;
 	}
 	if (b->stop_was_failure)
@@ -851,15 +863,93 @@ backend_reap(void)
 
 /* ---- the module's entry points -------------------------------------------- */
 
+static struct backend *
+add_backend(const struct backend_conf *conf)
+{
+	struct backend *b = xcalloc(1, sizeof(*b));
+
+	b->conf = config_backend_dup(conf);
+	b->backoff_ms = b->conf->restart_backoff_ms;
+	ptrvec_push(&backends, b);
+	spawn_backend(b);
+	return b;
+}
+
 void
 backend_start_all(struct config *c)
 {
-	for (uint32_t i = 0; i < c->backends.n; i++) {
-		struct backend *b = xcalloc(1, sizeof(*b));
-		b->conf = c->backends.v[i];
-		b->backoff_ms = b->conf->restart_backoff_ms;
-		ptrvec_push(&backends, b);
-		spawn_backend(b);
+	for (uint32_t i = 0; i < c->backends.n; i++)
+		add_backend(c->backends.v[i]);
+}
+
+static struct backend *
+find_backend(const char *name)
+{
+	for (uint32_t i = 0; i < backends.n; i++) {
+		struct backend *b = backends.v[i];
+		if (!b->removed && !strcmp(b->conf->name, name))
+			return b;
+	}
+	return NULL;
+}
+
+static void
+note(json_t *report, const char *what, const char *name)
+{
+	json_t *a = json_object_get(report, what);
+
+	if (!a)
+		json_object_set_new(report, what, a = json_array());
+	json_array_append_new(a, json_string(name));
+}
+
+void
+backend_reconcile(const struct ptrvec *confs, json_t *report)
+{
+	/* Backends no longer configured stop for good. */
+	for (uint32_t i = 0; i < backends.n; i++) {
+		struct backend *b = backends.v[i];
+		bool kept = false;
+		if (b->removed)
+			continue;
+		for (uint32_t k = 0; k < confs->n; k++)
+			if (!strcmp(((struct backend_conf *)confs->v[k])->name, b->conf->name))
+				kept = true;
+		if (kept)
+			continue;
+		b->removed = true;
+		b->report_exit = false; /* stopped on purpose, not news */
+		timer_cancel(&b->restart_timer);
+		if (b->state == B_WAITING)
+			b->state = B_DONE;
+		stop_backend(b, false);
+		note(report, "stopped", b->conf->name);
+	}
+	for (uint32_t k = 0; k < confs->n; k++) {
+		const struct backend_conf *conf = confs->v[k];
+		struct backend *b = find_backend(conf->name);
+
+		if (!b) {
+			add_backend(conf);
+			note(report, "started", conf->name);
+		} else if (!config_backend_equal(b->conf, conf)) {
+			config_backend_free(b->next_conf);
+			b->next_conf = config_backend_dup(conf);
+			note(report, "restarted", conf->name);
+			if (b->state == B_RUNNING) {
+				b->report_exit = false;
+				stop_backend(b, false);
+			} else if (b->state != B_STOPPING) {
+				/* Waiting or given up: start the new one now. */
+				timer_cancel(&b->restart_timer);
+				config_backend_free(b->conf);
+				b->conf = b->next_conf;
+				b->next_conf = NULL;
+				b->backoff_ms = b->conf->restart_backoff_ms;
+				b->nrestarts = 0;
+				spawn_backend(b);
+			}
+		}
 	}
 }
 
@@ -926,6 +1016,8 @@ backend_free_all(void)
 		lb_free(&b->err_line);
 		frame_unref(b->wframe);
 		free(b->restarts);
+		config_backend_free(b->conf);
+		config_backend_free(b->next_conf);
 		free(b);
 	}
 	ptrvec_free(&backends);

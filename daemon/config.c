@@ -153,6 +153,31 @@ config_backend_free(struct backend_conf *b)
 	free(b);
 }
 
+struct backend_conf *
+config_backend_dup(const struct backend_conf *b)
+{
+	struct backend_conf *d = xmalloc(sizeof(*d));
+
+	*d = *b;
+	d->name = xstrdup(b->name);
+	d->command = xstrdup(b->command);
+	d->cwd = b->cwd ? xstrdup(b->cwd) : NULL;
+	d->env = b->env ? json_deep_copy(b->env) : NULL;
+	return d;
+}
+
+bool
+config_backend_equal(const struct backend_conf *a, const struct backend_conf *b)
+{
+	return !strcmp(a->name, b->name) && !strcmp(a->command, b->command) &&
+	       !strcmp(a->cwd ? a->cwd : "", b->cwd ? b->cwd : "") &&
+	       ((!a->env && !b->env) || (a->env && b->env && json_equal(a->env, b->env))) &&
+	       a->ready_timeout_ms == b->ready_timeout_ms &&
+	       a->restart_backoff_ms == b->restart_backoff_ms &&
+	       a->restart_backoff_max_ms == b->restart_backoff_max_ms &&
+	       a->max_restarts == b->max_restarts && a->restart == b->restart;
+}
+
 static bool
 valid_backend_name(const char *s)
 {
@@ -472,6 +497,70 @@ load_file(struct config *c, const char *path, struct avd_err *err)
 	return rc;
 }
 
+int
+config_check_file(const char *path, FILE *out)
+{
+	struct config scratch;
+	struct avd_err err = { 0 };
+	json_error_t jerr;
+	json_t *obj = json_load_file(path, 0, &jerr), *val;
+	const char *key;
+	int problems = 0;
+
+	if (!obj) {
+		fprintf(out, "%s:%d:%d: %s\n", path, jerr.line, jerr.column, jerr.text);
+		return 1;
+	}
+	if (!json_is_object(obj)) {
+		fprintf(out, "%s: the config file must hold a JSON object\n", path);
+		json_decref(obj);
+		return 1;
+	}
+	config_defaults(&scratch);
+	/* Every key on its own, so one mistake does not hide the next. */
+	json_object_foreach(obj, key, val) {
+		const struct setting *st = find_setting(key);
+		char label[96];
+
+		snprintf(label, sizeof(label), "key \"%s\"", key);
+		if (!st) {
+			fprintf(out, "%s: unknown key \"%s\"\n", path, key);
+			problems++;
+		} else if (st->kind == K_BACKEND && json_is_array(val)) {
+			for (size_t i = 0; i < json_array_size(val); i++) {
+				struct backend_conf *b =
+					config_backend_json(json_array_get(val, i), i, &err);
+				if (!b) {
+					fprintf(out, "%s: %s\n", path, err.message);
+					problems++;
+				} else {
+					for (uint32_t k = 0; k < scratch.backends.n; k++)
+						if (!strcmp(((struct backend_conf *)scratch.backends.v[k])->name,
+							    b->name)) {
+							fprintf(out, "%s: backends[%zu].name: \"%s\" is used twice\n",
+								path, i, b->name);
+							problems++;
+						}
+					ptrvec_push(&scratch.backends, b);
+				}
+			}
+		} else if (apply(&scratch, st, NULL, val, label, &err)) {
+			fprintf(out, "%s: %s\n", path, err.message);
+			problems++;
+		}
+	}
+	if (scratch.heartbeat_timeout_ms < scratch.heartbeat_interval_ms) {
+		fprintf(out, "%s: key \"heartbeat_timeout_ms\" (%u) is shorter than "
+			     "\"heartbeat_interval_ms\" (%u)\n",
+			path, scratch.heartbeat_timeout_ms, scratch.heartbeat_interval_ms);
+		problems++;
+	}
+	err_clear(&err);
+	config_free(&scratch);
+	json_decref(obj);
+	return problems;
+}
+
 static int
 read_token_file(struct config *c, struct avd_err *err)
 {
@@ -519,6 +608,7 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, 0 },
 	{ "log-format", required_argument, NULL, 0 },
 	{ "backend", required_argument, NULL, 0 },
+	{ "check-config", required_argument, NULL, 'C' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -550,6 +640,8 @@ static const char usage_text[] =
 	"  --log-format F             text or json (text)\n"
 	"  --backend NAME=COMMAND     supervise COMMAND (run by /bin/sh -c) as backend\n"
 	"                             NAME over its stdin/stdout (repeatable)\n"
+	"  --check-config FILE        report every problem in a config file and exit\n"
+	"                             (0 when it is valid, 2 when not)\n"
 	"  --version                  print the version and exit\n"
 	"  --help                     print this help and exit\n";
 
@@ -569,6 +661,12 @@ config_parse_args(struct config *c, int argc, char **argv, struct avd_err *err)
 		if (opt == 'V') {
 			printf("avd %s\n", PACKAGE_VERSION);
 			return 1;
+		}
+		if (opt == 'C') {
+			int n = config_check_file(optarg, stderr);
+			if (n == 0)
+				printf("%s: OK\n", optarg);
+			return n == 0 ? 1 : -ECANCELED;
 		}
 		if (opt == 'c') {
 			free(c->config_file);

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,10 @@ main(int argc, char **argv)
 	int rc;
 
 	config_defaults(&cfg);
+	reload_init(argc, argv);
 	rc = config_parse_args(&cfg, argc, argv, &err);
 	if (rc) {
-		if (rc < 0)
+		if (rc < 0 && rc != -ECANCELED)
 			fprintf(stderr, "avd: %s\n", err.message);
 		err_clear(&err);
 		config_free(&cfg);

@@ -414,7 +414,8 @@ signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			stop_requested = true;
 			break;
 		case SIGHUP:
-			log_warn("SIGHUP received: live reload is not supported yet");
+			log_info("SIGHUP received: reloading the configuration");
+			reload_config(cfg);
 			break;
 		case SIGCHLD:
 			backend_reap();
