@@ -361,6 +361,7 @@ struct config {
 	struct ptrvec allow_origins; /* char *, new */
 	char *ui_dir;
 	char *client_dir; /* where avd.js and avd.global.js are served from */
+	char *unix_path;  /* also listen on this unix socket, or NULL */
 	char *config_file;
 	uint32_t call_timeout_ms;
 	uint32_t heartbeat_interval_ms;

@@ -50,6 +50,7 @@ config_free(struct config *c)
 	free(c->token_file);
 	free(c->ui_dir);
 	free(c->client_dir);
+	free(c->unix_path);
 	free(c->config_file);
 	for (uint32_t i = 0; i < c->allow_origins.n; i++)
 		free(c->allow_origins.v[i]);
@@ -81,6 +82,7 @@ static const struct setting settings[] = {
 	{ "allow_origin", K_ORIGIN, OFF(allow_origins), 0, 0 },
 	{ "ui", K_STR, OFF(ui_dir), 0, 0 },
 	{ "client_dir", K_STR, OFF(client_dir), 0, 0 },
+	{ "unix", K_STR, OFF(unix_path), 0, 0 },
 	{ "call_timeout_ms", K_U32, OFF(call_timeout_ms), 0, 2147483647 },
 	{ "heartbeat_interval_ms", K_U32, OFF(heartbeat_interval_ms), 10, 3600000 },
 	{ "heartbeat_timeout_ms", K_U32, OFF(heartbeat_timeout_ms), 10, 86400000 },
@@ -595,6 +597,7 @@ static const struct option long_opts[] = {
 	{ "allow-origin", required_argument, NULL, 0 },
 	{ "ui", required_argument, NULL, 0 },
 	{ "client-dir", required_argument, NULL, 0 },
+	{ "unix", required_argument, NULL, 0 },
 	{ "config", required_argument, NULL, 'c' },
 	{ "call-timeout-ms", required_argument, NULL, 0 },
 	{ "heartbeat-interval-ms", required_argument, NULL, 0 },
@@ -626,6 +629,8 @@ static const char usage_text[] =
 	"  --allow-origin O           also accept WebSocket Origin O (repeatable)\n"
 	"  --ui DIR                   serve static files from DIR\n"
 	"  --client-dir DIR           serve /avd.js and /avd.global.js from DIR\n"
+	"  --unix PATH                also listen on unix socket PATH (mode 0600;\n"
+	"                             peers must be this user; no token needed)\n"
 	"  --config FILE              JSON config file (keys as the flags, snake_case)\n"
 	"  --call-timeout-ms N        default call timeout; 0 = none (30000)\n"
 	"  --heartbeat-interval-ms N  ping a backend silent this long (2000)\n"

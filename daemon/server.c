@@ -21,6 +21,8 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "avd.h"
@@ -352,6 +354,33 @@ confirm_upgrade(struct lws *wsi)
 	return 0;
 }
 
+/* True when fd is a unix-socket connection (peer checked at accept). */
+static bool
+is_unix_peer(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	       ss.ss_family == AF_UNIX;
+}
+
+/* A unix-socket peer must run as this user: the socket is its credential. */
+static bool
+unix_peer_ok(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	if (cred.uid != getuid()) {
+		log_warn("unix socket: refused a peer running as uid %u", (unsigned)cred.uid);
+		return false;
+	}
+	return true;
+}
+
 /* ---- the protocol callback ---------------------------------------------- */
 
 static int
@@ -360,6 +389,11 @@ avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct pss *pss = user;
 
+	/* A peer that connects and leaves before sending headers gets its
+	 * close callbacks without per-connection data. */
+	if (!pss && reason != LWS_CALLBACK_FILTER_NETWORK_CONNECTION &&
+	    reason != LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+		return 0;
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return http_request(wsi, pss, in);
@@ -372,9 +406,14 @@ avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(wsi);
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+		int fd = (int)(intptr_t)in;
+		return is_unix_peer(fd) && !unix_peer_ok(fd) ? -1 : 0;
+	}
 	case LWS_CALLBACK_ESTABLISHED:
 		pss->s = session_new(&ws_ops, wsi, SESSION_HELLO);
-		pss->s->authed = cfg->no_auth || url_token(wsi) > 0;
+		pss->s->authed = cfg->no_auth || url_token(wsi) > 0 ||
+				 is_unix_peer(lws_get_socket_fd(wsi));
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		if (pss->s)
@@ -599,6 +638,80 @@ raise_fd_limit(unsigned want)
 	}
 }
 
+/* Prepare the socket's directory (0700, ours) and refuse a live socket. */
+static int
+unix_prepare(const char *path, struct avd_err *err)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	char *slash;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--unix: path longer than %zu bytes", sizeof(sa.sun_path) - 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) && errno != EEXIST)
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL, "--unix: cannot create %s: %s",
+				       dir, strerror(errno));
+		if (stat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "--unix: %s is not a directory owned by this user", dir);
+		if ((st.st_mode & 0777) != 0700 && chmod(dir, 0700))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL, "--unix: chmod %s: %s",
+				       dir, strerror(errno));
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "--unix: %s exists and is not a socket", path);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+				       "--unix: %s is in use by a running server", path);
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(path); /* stale: nobody answers there */
+	}
+	return 0;
+}
+
+static int
+unix_listen(struct config *c, struct avd_err *err)
+{
+	struct lws_context_creation_info info;
+	mode_t old;
+	struct lws_vhost *vh;
+
+	if (unix_prepare(c->unix_path, err))
+		return -EINVAL;
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "avd-unix";
+	info.iface = c->unix_path;
+	info.port = 0;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_UNIX_SOCK | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.retry_and_idle_policy = &idle_policy;
+	info.timeout_secs = 10;
+	/* Created 0600 from the start: no moment where others could connect. */
+	old = umask(0177);
+	vh = lws_create_vhost(ctx, &info);
+	umask(old);
+	if (!vh)
+		return err_set(err, AVD_E_INVALID_REQUEST, NULL,
+			       "--unix: cannot listen on %s", c->unix_path);
+	chmod(c->unix_path, 0600);
+	log_info("also listening on unix socket %s", c->unix_path);
+	return 0;
+}
+
 int
 server_start(struct config *c, struct avd_err *err)
 {
@@ -661,6 +774,11 @@ server_start(struct config *c, struct avd_err *err)
 			       "cannot listen on %s port %d", c->listen, c->port);
 	}
 	listen_port = lws_get_vhost_listen_port(vhost);
+	if (c->unix_path && unix_listen(c, err)) {
+		lws_context_destroy(ctx);
+		ctx = NULL;
+		return -EINVAL;
+	}
 
 	/* Signals become readable bytes in the loop, handled like any input. */
 	memset(&info, 0, sizeof(info));
