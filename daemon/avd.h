@@ -394,6 +394,9 @@ void config_free(struct config *c);
 struct backend_conf *config_backend_json(const json_t *obj, size_t index,
 					 struct avd_err *err);
 void config_backend_free(struct backend_conf *b);
+/* Fall back to UI directories beside the binary when the installed ones
+ * are missing. */
+void config_locate_dirs(struct config *c);
 /* New deep copy of b. */
 struct backend_conf *config_backend_dup(const struct backend_conf *b);
 bool config_backend_equal(const struct backend_conf *a, const struct backend_conf *b);
@@ -677,6 +680,13 @@ void backend_free_all(void);
  * vanished ones, restart changed ones; names go into report's arrays
  * "started", "stopped", "restarted". */
 void backend_reconcile(const struct ptrvec *confs, json_t *report);
+
+/* ===================================================================== */
+/* notify.c - service state for systemd (Type=notify)                      */
+/* ===================================================================== */
+
+/* Send state ("READY=1", "RELOADING=1", "STOPPING=1") when run by systemd. */
+void notify_systemd(const char *state);
 
 /* ===================================================================== */
 /* reload.c - SIGHUP: read the configuration again, apply what can change  */

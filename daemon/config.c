@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +155,37 @@ config_backend_free(struct backend_conf *b)
 	free(b->cwd);
 	json_decref(b->env);
 	free(b);
+}
+
+/* dir, or the same directory relative to the running binary when the
+ * installed one is missing (a DESTDIR staging tree, a moved prefix). */
+static void
+relocate(char **dir, const char *installed, const char *tail)
+{
+	char exe[PATH_MAX], alt[PATH_MAX + 64], *slash;
+	ssize_t n;
+
+	if (strcmp(*dir, installed) || access(*dir, R_OK) == 0)
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	if (!(slash = strrchr(exe, '/')))
+		return;
+	*slash = '\0'; /* .../bin */
+	snprintf(alt, sizeof(alt), "%s/../share/avd/%s", exe, tail);
+	if (access(alt, R_OK) == 0) {
+		free(*dir);
+		*dir = xstrdup(alt);
+	}
+}
+
+void
+config_locate_dirs(struct config *c)
+{
+	relocate(&c->ui_dir, AVD_UI_DIR, "ui");
+	relocate(&c->client_dir, AVD_CLIENT_DIR, "client-js");
 }
 
 struct backend_conf *

@@ -32,6 +32,7 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return rc > 0 ? 0 : 2;
 	}
+	config_locate_dirs(&cfg);
 	log_set_level(cfg.log_level);
 	log_set_format(cfg.log_format);
 	if (!cfg.no_auth && !cfg.token) {
@@ -65,6 +66,7 @@ main(int argc, char **argv)
 	if (cfg.no_auth)
 		log_warn("--no-auth: any local process may connect");
 	backend_start_all(&cfg);
+	notify_systemd("READY=1");
 
 	server_run();
 

@@ -454,7 +454,9 @@ signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		case SIGHUP:
 			log_info("SIGHUP received: reloading the configuration");
+			notify_systemd("RELOADING=1");
 			reload_config(cfg);
+			notify_systemd("READY=1");
 			break;
 		case SIGCHLD:
 			backend_reap();
@@ -825,6 +827,7 @@ static void
 begin_shutdown(void)
 {
 	shutdown_started = true;
+	notify_systemd("STOPPING=1");
 	backend_shutdown();
 	hub_shutdown();
 	/* Children get 2 s to leave after stdin closes, 2 s after SIGTERM. */
