@@ -607,6 +607,10 @@ parse_url(const char *url, struct target *t)
 
 	t->host = strndup(hs, (size_t)(he - hs));
 	t->port = (int)port;
+	if (!t->host) {
+		fputs("avdctl: out of memory\n", stderr);
+		return -1;
+	}
 	if (pathlen == 0 || (http && pathlen == 1)) {
 		/* no path, or avd's console address: the endpoint is /ws */
 		if (asprintf(&t->path, "/ws%.*s", (int)(rl - pathlen),
@@ -888,6 +892,7 @@ main(int argc, char **argv)
 		j.wait_ms = -1; /* --timeout 0: wait as long as it takes */
 
 	if ((st = resolve_target(opt_url, opt_token, &t))) {
+		target_free(&t);
 		json_decref(j.params);
 		return st;
 	}

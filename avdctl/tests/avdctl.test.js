@@ -19,9 +19,16 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const WebSocket = require('ws');
 
 const SRC = path.resolve(__dirname, '..', '..');
+// ws: from NODE_PATH (see avdctl.test), else the project's tests/ install
+const WebSocket = (() => {
+  try {
+    return require('ws');
+  } catch (_) {
+    return require(path.join(SRC, 'tests', 'node_modules', 'ws'));
+  }
+})();
 const T = { timeout: 20000 };
 
 function findBin(envName, rel) {
@@ -707,6 +714,40 @@ test('avdctl sends the hello of the spec', T, async () => {
     assert.ok(r.ms >= 1200 && r.ms < 5000, `gave avd its 200 ms and 1000 more (${r.ms} ms)`);
   } finally {
     await fake.close();
+  }
+});
+
+test('emit and sub wait --timeout ms for avd\'s answer, then exit 4', T, async () => {
+  const fake = await fakeAvd('silent');
+  try {
+    for (const args of [['emit', 'progress'], ['sub', 'progress']]) {
+      const r = await runCtl(['--url', fake.url, '--timeout', '300', ...args]);
+      assert.equal(r.code, 4, `${args[0]}: ${show(r)}`);
+      assert.match(r.stderr, /^avdctl: no answer from avd within 300 ms/);
+      assert.ok(r.ms >= 300 && r.ms < 4000, `${args[0]}: ${r.ms} ms`);
+    }
+    const sub = fake.seen.find((m) => m.method === 'avd.subscribe');
+    assert.deepEqual(sub.params, { events: ['progress'] }, 'sub subscribes with avd.subscribe');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('health of an avd that is not ok: exit 1, the body still printed', T, async () => {
+  const http = require('node:http');
+  const srv = http.createServer((req, res) => {
+    assert.equal(req.url, '/healthz');
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end('{"status":"stopping","sessions":0,"backends":0}\n');
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const r = await runCtl(['--url', `ws://127.0.0.1:${srv.address().port}/ws`, 'health']);
+    assert.equal(r.code, 1, show(r));
+    assert.deepEqual(JSON.parse(r.stdout), { status: 'stopping', sessions: 0, backends: 0 });
+    assert.match(r.stderr, /^avdctl: .*not healthy \(HTTP 503, status stopping\)/);
+  } finally {
+    await new Promise((r) => srv.close(r));
   }
 });
 
