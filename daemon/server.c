@@ -198,12 +198,11 @@ rx_reset(struct pss *pss)
 {
 	pss->rx_len = pss->rx_total = 0;
 	pss->rx_binary = pss->rx_oversize = false;
-	/* A burst of big messages should not pin memory on an idle session. */
-	if (pss->rx_cap > 65536) {
-		free(pss->rx);
-		pss->rx = NULL;
-		pss->rx_cap = 0;
-	}
+	/* An idle session keeps no reassembly buffer: big messages are the
+	 * rare case and one malloc each is cheap next to their bytes. */
+	free(pss->rx);
+	pss->rx = NULL;
+	pss->rx_cap = 0;
 }
 
 static void
@@ -529,7 +528,10 @@ signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "avd.v1", avd_callback, sizeof(struct pss), 4096, 0, NULL, 0 },
+	/* lws keeps an rx buffer of this size for every connection for its
+	 * whole life; small keeps idle sessions cheap, and larger messages are
+	 * reassembled by ws_receive anyway. */
+	{ "avd.v1", avd_callback, sizeof(struct pss), 1024, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
