@@ -422,39 +422,30 @@ read_pipe(int fd, struct linebuf *lb)
 	return true;
 }
 
+/* stdout and stderr alike: read, split into lines; at EOF flush and close. */
 static void
-on_stdout(struct fdwatch *w, int fd, int what, void *arg)
+on_output(struct fdwatch *w, int fd, int what, void *arg)
 {
 	struct backend *b = arg;
+	bool is_out = w == b->out, eof;
 
 	if (what == FDW_CLOSED) {
-		b->out = NULL;
+		if (is_out)
+			b->out = NULL;
+		else
+			b->err = NULL;
 		return;
 	}
-	if (!read_pipe(fd, &b->out_line)) {
+	eof = !read_pipe(fd, is_out ? &b->out_line : &b->err_line);
+	if (is_out)
 		drain_stdout(b);
+	else
+		drain_stderr(b, eof);
+	if (eof) {
 		server_fd_close(w);
-		end_session(b, "stdout closed");
-		return;
+		if (is_out)
+			end_session(b, "stdout closed");
 	}
-	drain_stdout(b);
-}
-
-static void
-on_stderr(struct fdwatch *w, int fd, int what, void *arg)
-{
-	struct backend *b = arg;
-
-	if (what == FDW_CLOSED) {
-		b->err = NULL;
-		return;
-	}
-	if (!read_pipe(fd, &b->err_line)) {
-		drain_stderr(b, true);
-		server_fd_close(w);
-		return;
-	}
-	drain_stderr(b, false);
 }
 
 static void
@@ -627,8 +618,8 @@ spawn_backend(struct backend *b)
 	b->out_fd = out[0];
 	b->err_fd = errp[0];
 	b->in = server_fd_watch(in[1], on_stdin, b);
-	b->out = server_fd_watch(out[0], on_stdout, b);
-	b->err = server_fd_watch(errp[0], on_stderr, b);
+	b->out = server_fd_watch(out[0], on_output, b);
+	b->err = server_fd_watch(errp[0], on_output, b);
 	if (!b->in || !b->out || !b->err) {
 		log_error("backend %s: cannot watch its pipes", b->conf->name);
 		stop_backend(b, true);

@@ -229,8 +229,6 @@ main(void)
 {
 	Suite *s = suite_create("misc");
 	TCase *tc = tcase_create("misc");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_timer_order_and_cancel);
 	tcase_add_test(tc, test_map_many);
@@ -239,9 +237,5 @@ main(void)
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_http_routes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return th_run(s);
 }

@@ -213,8 +213,6 @@ main(void)
 {
 	Suite *s = suite_create("msg");
 	TCase *tc = tcase_create("decode");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_decode_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_event_name_rules);
@@ -225,9 +223,5 @@ main(void)
 	tcase_add_test(tc, test_utf8_valid);
 	tcase_add_test(tc, test_id_keys_distinct);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return th_run(s);
 }

@@ -182,8 +182,6 @@ main(void)
 {
 	Suite *s = suite_create("outq");
 	TCase *tc = tcase_create("lanes");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_lane_order);
@@ -193,9 +191,5 @@ main(void)
 	tcase_add_test(tc, test_slow_consumer_closed_and_settled);
 	tcase_add_test(tc, test_call_to_full_reader_queue_full);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return th_run(s);
 }

@@ -307,8 +307,6 @@ main(void)
 {
 	Suite *s = suite_create("pubsub");
 	TCase *tc = tcase_create("events");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_exact_prefix_star);
@@ -323,9 +321,5 @@ main(void)
 	tcase_add_test(tc, test_late_frontend_greeted);
 	tcase_add_test(tc, test_backend_health_republished);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return th_run(s);
 }

@@ -329,8 +329,6 @@ main(void)
 {
 	Suite *s = suite_create("router");
 	TCase *tc = tcase_create("calls");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_forward_and_answer);
@@ -350,9 +348,5 @@ main(void)
 	tcase_add_test(tc, test_unregister);
 	tcase_add_test(tc, test_shutdown_event_loop_closed);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return th_run(s);
 }

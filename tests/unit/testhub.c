@@ -32,6 +32,18 @@ static const struct transport_ops test_ops = {
 	.close = t_close,
 };
 
+int
+th_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 void
 th_setup(void)
 {

@@ -9,6 +9,8 @@
 extern struct config th_cfg;
 extern uint64_t th_now; /* the fake clock every test runs on */
 
+/* Run every test of s; the process exit status (0 = all passed). */
+int th_run(Suite *s);
 /* Fresh hub with default settings (tests may edit th_cfg after). */
 void th_setup(void);
 void th_teardown(void);
