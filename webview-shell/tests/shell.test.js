@@ -476,6 +476,83 @@ describe('avd-shell under Xvfb', () => {
       { url: avd.wsUrl, token: avd.token });
   });
 
+  xtest('against a scripted avd: hello, register, __ping__, ids, and close overtaking a burst', async () => {
+    const wss = new L.WebSocket.WebSocketServer({
+      host: '127.0.0.1', port: 0,
+      handleProtocols: (protocols) => (protocols.has('avd.v1') ? 'avd.v1' : false),
+    });
+    await new Promise((resolve) => wss.on('listening', resolve));
+    const conn = new Promise((resolve) => wss.once('connection', (ws, req) => resolve({ ws, req })));
+    const fake = L.startShell(['--label', 'fake', '--url', 'about:blank', '--hidden',
+      '--avd-url', `ws://127.0.0.1:${wss.address().port}/ws`, '--token', 'tok'],
+    L.shellEnv(xvfb.display, runtimeDir));
+    others.push(fake);
+    try {
+      const { ws, req } = await Promise.race([conn, L.sleep(10000).then(() => { throw new Error('the shell did not connect'); })]);
+      assert.equal(req.headers['sec-websocket-protocol'], 'avd.v1');
+      const inbox = [];
+      ws.on('message', (d) => inbox.push(JSON.parse(String(d))));
+      const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+      const next = (pred, what) => L.waitFor(() => inbox.find(pred), 10000, what);
+      const send = (m) => ws.send(JSON.stringify(m));
+
+      const hello = await next((m) => m.type === 'hello', 'hello');
+      assert.deepEqual(hello, { type: 'hello', schema_version: 1, role: 'frontend', name: 'window:fake', token: 'tok' });
+      send({ type: 'welcome', schema_version: 1, session: 's7', server: 'fake', heartbeat_interval_ms: 2000,
+        config: { maxMessageBytes: 4096 } });
+      const reg = await next((m) => m.method === 'avd.register', 'avd.register');
+      assert.deepEqual([...reg.params.methods].sort(), ['close', 'eval_js', 'load_html', 'load_url', 'reload',
+        'resize', 'set_title', 'set_visible', 'stop'].map((n) => `window.fake.${n}`));
+      send({ id: reg.id, ok: true, result: { methods: reg.params.methods } });
+      const ready = await next((m) => m.event === 'window.fake.ready', 'ready');
+      assert.equal(ready.data.visible, false);
+
+      send({ id: '__av_ping_1', method: '__ping__', params: { schema_version: 1, ts: Date.now() } });
+      const pong = await next((m) => m.id === '__av_ping_1', 'the pong');
+      assert.equal(pong.ok, true);
+      assert.equal(pong.result.status, 'pong');
+
+      send({ id: 'c1', method: 'window.fake.nope', params: {}, caller: 's9', timeout_ms: 0 });
+      assert.equal((await next((m) => m.id === 'c1', 'c1')).error.code, 'METHOD_NOT_FOUND');
+      send({ id: 7, method: 'window.fake.eval_js', params: { script: '1+2' }, caller: 's9', timeout_ms: 0 });
+      assert.deepEqual(await next((m) => m.id === 7, 'integer id'), { id: 7, ok: true, result: 3 });
+      send({ type: 'cancel', id: 'never-sent', reason: 'timeout' });
+      // The welcome said 4096 bytes at most.
+      send({ id: 'c2', method: 'window.fake.eval_js', params: { script: '"y".repeat(5000)' }, caller: 's9', timeout_ms: 0 });
+      const big = await next((m) => m.id === 'c2', 'c2');
+      assert.equal(big.error.code, 'PAYLOAD_TOO_LARGE');
+      assert.equal(big.error.data.limit, 4096);
+
+      // One TCP write: the shell reads the whole burst before it runs any
+      // of it, so the order of answers is the pipeline's, not arrival's.
+      const burst = [
+        ['c10', 'set_title', { title: 'x' }], ['c11', 'eval_js', { script: BUSY(300, 1) }],
+        ['c12', 'eval_js', { script: '2' }], ['c13', 'resize', { width: 300, height: 200 }],
+        ['c14', 'load_html', { html: '<p>late</p>' }], ['c15', 'close', {}],
+      ];
+      const mark = inbox.length;
+      ws._socket.cork();
+      for (const [id, op, params] of burst) send({ id, method: `window.fake.${op}`, params, caller: 's9', timeout_ms: 0 });
+      ws._socket.uncork();
+      await next((m) => m.id === 'c15', 'the close answer');
+      await L.waitFor(() => burst.every(([id]) => inbox.some((m) => m.id === id)), 10000, 'every answer');
+      const after = inbox.slice(mark);
+      const order = after.map((m) => m.event || m.id);
+      assert.deepEqual(order.slice(0, 3), ['window.fake.closing', 'window.fake.closed', 'c15'], order.join(' '));
+      for (const [id, op] of burst.slice(0, 5)) {
+        const r = after.find((m) => m.id === id);
+        assert.equal(r.ok, false, `${id} ran after the close: ${JSON.stringify(r)}`);
+        assert.deepEqual(r.error.data, { operation: op });
+        assert.equal(r.error.code, 'WINDOW_OPERATION');
+      }
+      assert.equal(await Promise.race([closed, L.sleep(5000).then(() => 'no close')]), 1000);
+      assert.deepEqual(await fake.waitExit(10000), { code: 0, signal: null }, fake.err);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  });
+
   xtest('close is answered ahead of queued scripts: closing, closed, exit 0', async () => {
     const since = backend.mark();
     const evals = [];
