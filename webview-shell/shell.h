@@ -84,10 +84,11 @@ char *proto_response_ok(JsonNode *id, JsonNode *result);
 char *proto_response_ok_raw(JsonNode *id, const char *result_json);
 char *proto_response_error(JsonNode *id, JsonObject *error);
 
-/* The first <= 100 characters of s, never cutting a character (owned). */
+/* The first max_chars characters of s (UTF-8), never cutting one (owned). */
 char *proto_preview(const char *s, glong max_chars);
 
-/* A member of o as a string/bool/int or a default; o may be NULL. */
+/* The string member of o, or NULL when absent or not a string; o may be
+ * NULL.  Borrowed from o. */
 const char *proto_get_string(JsonObject *o, const char *member);
 
 /* ---- pipeline.c ------------------------------------------------------------ */
