@@ -157,6 +157,17 @@ bad_line(struct backend *b, const char *what)
 			  report_timer_fired);
 }
 
+/* Close a pipe's watch and forget it at once, so a restart can watch new
+ * pipes before the old watch's close callback arrives. */
+static void
+close_watch(struct fdwatch **w)
+{
+	if (*w) {
+		server_fd_close(*w);
+		*w = NULL;
+	}
+}
+
 /* ---- the stdio transport --------------------------------------------- */
 
 static void
@@ -245,7 +256,7 @@ write_stdin(struct backend *b, int fd)
 			log_info("backend %s: stdin: %s", b->conf->name, strerror(errno));
 			frame_unref(b->wframe);
 			b->wframe = NULL;
-			server_fd_close(b->in);
+			close_watch(&b->in);
 			end_session(b, "stdin closed");
 			return;
 		}
@@ -260,7 +271,7 @@ write_stdin(struct backend *b, int fd)
 	/* Everything is written; a stop waits for exactly this moment. */
 	if (b->state == B_STOPPING && b->stop_stage == 0) {
 		b->stop_stage = 1;
-		server_fd_close(b->in);
+		close_watch(&b->in);
 	}
 }
 
@@ -343,6 +354,8 @@ drain_stdout(struct backend *b)
 	size_t start = 0;
 	char *nl;
 
+	if (!lb->len)
+		return; /* nothing buffered (and maybe no buffer yet) */
 	while ((nl = memchr(lb->buf + start, '\n', lb->len - start))) {
 		size_t len = (size_t)(nl - (lb->buf + start));
 		if (lb->overflow) {
@@ -372,6 +385,8 @@ drain_stderr(struct backend *b, bool at_exit)
 	size_t start = 0;
 	char *nl;
 
+	if (!lb->len)
+		return;
 	for (;;) {
 		size_t avail = lb->len - start, len;
 		nl = memchr(lb->buf + start, '\n', avail);
@@ -429,20 +444,24 @@ on_output(struct fdwatch *w, int fd, int what, void *arg)
 	struct backend *b = arg;
 	bool is_out = w == b->out, eof;
 
+	/* lws closes a watch by itself on a hang-up; ones avd closed itself
+	 * were forgotten already and match nothing. */
 	if (what == FDW_CLOSED) {
 		if (is_out)
 			b->out = NULL;
-		else
+		else if (w == b->err)
 			b->err = NULL;
 		return;
 	}
+	if (!is_out && w != b->err)
+		return;
 	eof = !read_pipe(fd, is_out ? &b->out_line : &b->err_line);
 	if (is_out)
 		drain_stdout(b);
 	else
 		drain_stderr(b, eof);
 	if (eof) {
-		server_fd_close(w);
+		close_watch(is_out ? &b->out : &b->err);
 		if (is_out)
 			end_session(b, "stdout closed");
 	}
@@ -453,11 +472,11 @@ on_stdin(struct fdwatch *w, int fd, int what, void *arg)
 {
 	struct backend *b = arg;
 
-	if (what == FDW_CLOSED) {
-		b->in = NULL;
+	if (w != b->in)
 		return;
-	}
-	if (what == FDW_WRITE)
+	if (what == FDW_CLOSED)
+		b->in = NULL; /* the child's end is gone: lws closed it */
+	else if (what == FDW_WRITE)
 		write_stdin(b, fd);
 }
 
@@ -666,7 +685,7 @@ stop_backend(struct backend *b, bool failure)
 	timer_arm(&b->stop_timer, STOP_GRACE_MS, stop_step);
 	if (b->in && !b->wframe && (!b->s || outq_empty(&b->s->q))) {
 		b->stop_stage = 1;
-		server_fd_close(b->in);
+		close_watch(&b->in);
 	} else if (b->in) {
 		server_fd_want_write(b->in);
 	}
@@ -788,12 +807,9 @@ exited(struct backend *b, int status)
 		drain_stderr(b, true);
 	}
 	end_session(b, "exited");
-	if (b->out)
-		server_fd_close(b->out);
-	if (b->err)
-		server_fd_close(b->err);
-	if (b->in)
-		server_fd_close(b->in);
+	close_watch(&b->out);
+	close_watch(&b->err);
+	close_watch(&b->in);
 	frame_unref(b->wframe);
 	b->wframe = NULL;
 	if (b->report_exit && !hub.shutting_down) {
