@@ -444,24 +444,23 @@ on_output(struct fdwatch *w, int fd, int what, void *arg)
 	struct backend *b = arg;
 	bool is_out = w == b->out, eof;
 
-	/* lws closes a watch by itself on a hang-up; ones avd closed itself
-	 * were forgotten already and match nothing. */
-	if (what == FDW_CLOSED) {
-		if (is_out)
-			b->out = NULL;
-		else if (w == b->err)
-			b->err = NULL;
-		return;
-	}
+	/* Watches avd closed itself were forgotten already and match nothing. */
 	if (!is_out && w != b->err)
 		return;
-	eof = !read_pipe(fd, is_out ? &b->out_line : &b->err_line);
+	/* lws closes a watch by itself when the child's end hangs up, maybe
+	 * before the last bytes were read; fd is still open here, so that is
+	 * handled as end of file, after reading what is left. */
+	eof = !read_pipe(fd, is_out ? &b->out_line : &b->err_line) ||
+	      what == FDW_CLOSED;
 	if (is_out)
 		drain_stdout(b);
 	else
 		drain_stderr(b, eof);
 	if (eof) {
-		close_watch(is_out ? &b->out : &b->err);
+		if (what == FDW_CLOSED)
+			*(is_out ? &b->out : &b->err) = NULL; /* lws closes it */
+		else
+			close_watch(is_out ? &b->out : &b->err);
 		if (is_out)
 			end_session(b, "stdout closed");
 	}

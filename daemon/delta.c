@@ -8,9 +8,10 @@
  * character in the later delta, a half with no partner becomes U+FFFD, and
  * markers anywhere else become U+FFFD too.
  *
- * A marker is three noncharacters, U+FDD0 (high half) or U+FDD1 (low
- * half), then two characters U+FDD0+n carrying five bits each of the
- * half's ten low bits.  In UTF-8 each is EF B7 xx with xx in 90..AF.
+ * A marker is three noncharacters: U+FDD0 (high half), U+FDD1 (low half)
+ * or U+FDD2 (a noncharacter the input itself held), then two characters
+ * U+FDD0+n carrying five bits each of the value.  In UTF-8 each is EF B7 xx
+ * with xx in 90..AF.
  */
 #include "config.h"
 
@@ -22,7 +23,8 @@
 #define MARK_LEN 9
 static const char replacement[] = "\xEF\xBF\xBD";
 
-/* The surrogate a marker at p stands for, or 0 when p holds none. */
+/* What a marker at p stands for: a surrogate half (D800..DFFF), an input
+ * noncharacter (FDD0..FDEF), or 0 when p holds no marker. */
 static uint16_t
 marker_at(const char *p, size_t avail)
 {
@@ -37,7 +39,9 @@ marker_at(const char *p, size_t avail)
 			return 0;
 		v[i] = u[3 * i + 2] - 0x90;
 	}
-	if (v[0] > 1)
+	if (v[0] == 2)
+		return (uint16_t)(0xFDD0 + ((v[1] << 5) | v[2]));
+	if (v[0] > 2)
 		return 0;
 	return (uint16_t)((v[0] ? 0xDC00 : 0xD800) | (v[1] << 5) | v[2]);
 }
@@ -52,16 +56,24 @@ has_marker(const char *s, size_t len)
 	return false;
 }
 
-/* Append s[0..len) to out, turning every marker into U+FFFD. */
+/* Append s[0..len) to out: a lone half's marker becomes U+FFFD, an input
+ * noncharacter's marker the noncharacter again. */
 static size_t
 copy_scrubbed(char *out, const char *s, size_t len)
 {
 	size_t o = 0, i = 0;
+	uint16_t m;
 
 	while (i < len) {
-		if ((unsigned char)s[i] == 0xEF && marker_at(s + i, len - i)) {
-			memcpy(out + o, replacement, 3);
-			o += 3;
+		if ((unsigned char)s[i] == 0xEF && (m = marker_at(s + i, len - i))) {
+			if (m >= 0xFDD0) {
+				out[o++] = (char)0xEF;
+				out[o++] = (char)0xB7;
+				out[o++] = (char)(0x90 + (m - 0xFDD0));
+			} else {
+				memcpy(out + o, replacement, 3);
+				o += 3;
+			}
 			i += MARK_LEN;
 		} else {
 			out[o++] = s[i++];
@@ -76,10 +88,13 @@ delta_join(const char *s, size_t len, uint16_t *held)
 	char *out = xmalloc(len + 8);
 	size_t o = 0;
 	uint16_t first = marker_at(s, len), last = 0;
+
+	if (first >= 0xFDD0)
+		first = 0; /* an input noncharacter, not a half */
 	json_t *j;
 
 	if (*held) {
-		if (first >= 0xDC00) {
+		if (first >= 0xDC00 && first <= 0xDFFF) {
 			/* The held high half and this low half are one character. */
 			uint32_t cp = 0x10000 + (((uint32_t)*held - 0xD800) << 10) +
 				      (first - 0xDC00);
@@ -97,7 +112,7 @@ delta_join(const char *s, size_t len, uint16_t *held)
 	}
 	if (len >= MARK_LEN) {
 		last = marker_at(s + len - MARK_LEN, MARK_LEN);
-		if (last && last <= 0xDBFF)
+		if (last >= 0xD800 && last <= 0xDBFF)
 			len -= MARK_LEN; /* held for the next delta */
 		else
 			last = 0;

@@ -42,15 +42,15 @@ escape_unit(const char *p, const char *end)
 	return v;
 }
 
-/* Where a lone surrogate escape sits in the JSON text. */
-struct lone {
-	size_t off;   /* offset of its backslash */
-	long unit;    /* the code unit */
-	bool marker;  /* may join a neighbouring delta: becomes a marker */
+/* One place the surrogate repair may rewrite in the JSON text. */
+struct edit {
+	size_t off, len; /* the bytes replaced: "\udXXX" (6), "\ufdXX" (6), raw (3) */
+	long unit;       /* the code unit or noncharacter there */
+	bool marker;     /* a half that may join a neighbouring delta */
 };
 
-/* Offset just past the closing quote of the string whose first content
- * byte is at p, or end when it never closes. */
+/* Offset just past the closing quote of the string whose content starts
+ * at p, or end when it never closes. */
 static const char *
 string_end(const char *p, const char *end)
 {
@@ -68,23 +68,39 @@ followed_by_colon(const char *q, const char *end)
 	return q < end && *q == ':';
 }
 
+static void
+add_edit(struct edit **v, size_t *n, size_t *cap, struct edit e)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = e;
+}
+
+/*
+ * Markers (see delta.c) are three noncharacters: U+FDD0 (high half),
+ * U+FDD1 (low half) or U+FDD2 (a literal noncharacter of the input), then
+ * two carrying five bits each.  When a message needs markers, the input's
+ * own noncharacters are encoded too, so they can never be mistaken for one.
+ */
+static char *
+put_marker(char *o, unsigned type, unsigned bits)
+{
+	return o + sprintf(o, "\\u%04X\\u%04X\\u%04X", 0xFDD0 + type,
+			   0xFDD0 + (bits >> 5), 0xFDD0 + (bits & 31));
+}
+
 char *
 utf8_fix_surrogates(char *buf, size_t *plen, bool *marked)
 {
 	char *p = buf, *end = buf + *plen, *out, *o;
-	struct lone *v = NULL;
-	size_t n = 0, cap = 0, nmark = 0;
-	bool in_string = false, nonchars = false;
+	struct edit *v = NULL;
+	size_t n = 0, cap = 0, nmark = 0, ncopy = 0;
+	bool in_string = false;
 	const char *str_start = NULL;
 
 	*marked = false;
-	/* Raw noncharacters U+FDD0..U+FDEF in the input would be mistaken for
-	 * markers; such a message gets plain U+FFFD repairs instead. */
-	for (char *q = memchr(buf, 0xEF, *plen); q && q + 2 < end;
-	     q = memchr(q + 1, 0xEF, (size_t)(end - q - 1)))
-		if ((unsigned char)q[1] == 0xB7 && (unsigned char)q[2] >= 0x90 &&
-		    (unsigned char)q[2] <= 0xAF)
-			nonchars = true;
 	while (p < end) {
 		char *q;
 
@@ -97,10 +113,19 @@ utf8_fix_surrogates(char *buf, size_t *plen, bool *marked)
 			p = q + 1;
 			continue;
 		}
-		while (p < end && *p != '"' && *p != '\\')
+		while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p != 0xEF)
 			p++;
 		if (p >= end)
 			break;
+		if ((unsigned char)*p == 0xEF) {
+			if (end - p >= 3 && (unsigned char)p[1] == 0xB7 &&
+			    (unsigned char)p[2] >= 0x90 && (unsigned char)p[2] <= 0xAF)
+				add_edit(&v, &n, &cap,
+					 (struct edit){ (size_t)(p - buf), 3,
+							0xFDD0 + ((unsigned char)p[2] - 0x90), false });
+			p++;
+			continue;
+		}
 		if (*p == '"') {
 			in_string = false;
 			p++;
@@ -111,8 +136,11 @@ utf8_fix_surrogates(char *buf, size_t *plen, bool *marked)
 			p += 2;
 			continue;
 		}
-		if (u >= 0xFDD0 && u <= 0xFDEF)
-			nonchars = true;
+		if (u >= 0xFDD0 && u <= 0xFDEF) {
+			add_edit(&v, &n, &cap, (struct edit){ (size_t)(p - buf), 6, u, false });
+			p += 6;
+			continue;
+		}
 		if (u >= 0xD800 && u <= 0xDBFF) {
 			long lo = escape_unit(p + 6, end);
 			if (lo >= 0xDC00 && lo <= 0xDFFF) {
@@ -123,48 +151,43 @@ utf8_fix_surrogates(char *buf, size_t *plen, bool *marked)
 			p += 6;
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		v[n].off = (size_t)(p - buf);
-		v[n].unit = u;
+		struct edit e = { (size_t)(p - buf), 6, u, false };
 		/* A high half ending a string value, or a low half starting
 		 * one, is what a producer cutting UTF-16 text leaves behind. */
 		if (u <= 0xDBFF)
-			v[n].marker = p + 6 < end && p[6] == '"' &&
-				      !followed_by_colon(p + 7, end);
+			e.marker = p + 6 < end && p[6] == '"' && !followed_by_colon(p + 7, end);
 		else
-			v[n].marker = p == str_start &&
-				      !followed_by_colon(string_end(p, end), end);
-		nmark += v[n].marker;
-		n++;
+			e.marker = p == str_start &&
+				   !followed_by_colon(string_end(p, end), end);
+		nmark += e.marker;
+		add_edit(&v, &n, &cap, e);
 		p += 6;
 	}
-	if (nonchars)
-		nmark = 0;
 	if (!nmark) {
+		/* No stream halves: lone halves become U+FFFD in place and the
+		 * input's noncharacters pass through untouched. */
 		for (size_t i = 0; i < n; i++)
-			memcpy(buf + v[i].off, "\\ufffd", 6);
+			if (v[i].unit < 0xFDD0)
+				memcpy(buf + v[i].off, "\\ufffd", 6);
 		free(v);
 		return buf;
 	}
-	/* Each marker is three escapes (18 bytes) where the half had one. */
-	out = o = xmalloc(*plen + nmark * 12 + 1);
+	for (size_t i = 0; i < n; i++)
+		ncopy += v[i].unit >= 0xFDD0;
+	/* Each marker is three escapes (18 bytes) where the original was 3 or 6. */
+	out = o = xmalloc(*plen + (nmark + ncopy) * 15 + 1);
 	p = buf;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(o, p, (size_t)(buf + v[i].off - p));
 		o += buf + v[i].off - p;
-		if (v[i].marker && !nonchars) {
-			unsigned bits = (unsigned)(v[i].unit & 0x3FF);
-			o += sprintf(o, "\\u%04X\\u%04X\\u%04X",
-				     v[i].unit <= 0xDBFF ? 0xFDD0 : 0xFDD1,
-				     0xFDD0 + (bits >> 5), 0xFDD0 + (bits & 31));
-		} else {
-			memcpy(o, "\\ufffd", 6);
-			o += 6;
-		}
-		p = buf + v[i].off + 6;
+		if (v[i].unit >= 0xFDD0)
+			o = put_marker(o, 2, (unsigned)(v[i].unit - 0xFDD0));
+		else if (v[i].marker)
+			o = put_marker(o, v[i].unit <= 0xDBFF ? 0 : 1,
+				       (unsigned)(v[i].unit & 0x3FF));
+		else
+			o += sprintf(o, "\\ufffd");
+		p = buf + v[i].off + v[i].len;
 	}
 	memcpy(o, p, (size_t)(end - p));
 	o += end - p;

@@ -172,16 +172,28 @@ START_TEST(test_delta_markers_join)
 }
 END_TEST
 
-START_TEST(test_noncharacters_disable_markers)
+START_TEST(test_noncharacters_survive_markers)
 {
-	char a[] = "{\"delta\":\"\\ufdd0x\\ud83d\"}";
-	size_t len = strlen(a);
-	bool marked;
-	char *out = utf8_fix_surrogates(a, &len, &marked);
+	/* A message needing markers that also holds noncharacters, raw and
+	 * escaped: the pair still joins and the noncharacters come back. */
+	char a[] = "{\"delta\":\"\xEF\xB7\x90x\\ufdefy\\ud83d\"}";
+	char b[] = "{\"delta\":\"\\ude00\"}";
+	size_t la = strlen(a), lb = strlen(b);
+	bool ma, mb;
+	char *oa = utf8_fix_surrogates(a, &la, &ma), *ob = utf8_fix_surrogates(b, &lb, &mb);
+	json_t *ja = json_loadb(oa, la, 0, NULL), *jb = json_loadb(ob, lb, 0, NULL), *r;
+	uint16_t held = 0;
 
-	ck_assert_ptr_eq(out, a);
-	ck_assert(!marked);
-	ck_assert_ptr_nonnull(strstr(a, "x\\ufffd"));
+	ck_assert(ma && mb);
+	r = delta_join(json_string_value(delta_of(ja)), json_string_length(delta_of(ja)), &held);
+	ck_assert_str_eq(json_string_value(r), "\xEF\xB7\x90x\xEF\xB7\xAFy");
+	ck_assert_uint_eq(held, 0xD83D);
+	json_decref(r);
+	r = delta_join(json_string_value(delta_of(jb)), json_string_length(delta_of(jb)), &held);
+	ck_assert_str_eq(json_string_value(r), "😀");
+	json_decref(r);
+	json_decref(ja), json_decref(jb);
+	free(oa), free(ob);
 }
 END_TEST
 
@@ -219,7 +231,7 @@ main(void)
 	tcase_add_test(tc, test_defaults_and_aliases);
 	tcase_add_test(tc, test_surrogate_repair);
 	tcase_add_test(tc, test_delta_markers_join);
-	tcase_add_test(tc, test_noncharacters_disable_markers);
+	tcase_add_test(tc, test_noncharacters_survive_markers);
 	tcase_add_test(tc, test_utf8_valid);
 	tcase_add_test(tc, test_id_keys_distinct);
 	suite_add_tcase(s, tc);
