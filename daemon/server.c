@@ -783,6 +783,11 @@ server_start(struct config *c, struct avd_err *err)
 	lws_sock_file_fd_type fd;
 
 	cfg = c;
+	if (!strcmp(c->listen, "localhost")) {
+		/* The name people type; IPv4 loopback is what it means here. */
+		free(c->listen);
+		c->listen = xstrdup("127.0.0.1");
+	}
 	if (!is_loopback(c->listen, &v6)) {
 		struct in6_addr any;
 		if (inet_pton(AF_INET, c->listen, &any) != 1 &&
