@@ -719,8 +719,6 @@ int server_start(struct config *c, struct avd_err *err);
 int server_port(void);
 /* Run the loop until server_stop_requested() is set and drained. */
 void server_run(void);
-/* Async-signal-safe: ask the loop to stop and wake it. */
-void server_request_stop(void);
 void server_destroy(void);
 
 #endif

@@ -36,6 +36,7 @@ struct pss {
 	char *rx;
 	size_t rx_len, rx_cap, rx_total;
 	bool rx_binary, rx_oversize;
+	bool kicked; /* a writable callback is already requested */
 	/* closing */
 	int close_code;
 	char close_reason[64];
@@ -82,11 +83,21 @@ sul_fire(lws_sorted_usec_list_t *sul)
 
 /* ---- WebSocket transport ---------------------------------------------- */
 
+/* Ask lws for a writable callback once, however many frames are queued:
+ * a fan-out queues on many sessions per message. */
+static void
+ws_want_write(struct lws *wsi, struct pss *pss)
+{
+	if (!pss->kicked && !destroying) {
+		pss->kicked = true;
+		lws_callback_on_writable(wsi);
+	}
+}
+
 static void
 ws_kick(struct session *s)
 {
-	if (!destroying)
-		lws_callback_on_writable(s->tx);
+	ws_want_write(s->tx, lws_wsi_user(s->tx));
 }
 
 static void
@@ -98,7 +109,7 @@ ws_close(struct session *s, int code, const char *reason, bool discard)
 		return;
 	pss->close_code = code;
 	snprintf(pss->close_reason, sizeof(pss->close_reason), "%s", reason);
-	lws_callback_on_writable(s->tx);
+	ws_want_write(s->tx, pss);
 }
 
 static const struct transport_ops ws_ops = {
@@ -164,6 +175,7 @@ ws_writeable(struct lws *wsi, struct pss *pss)
 
 	if (!s)
 		return 0;
+	pss->kicked = false;
 	f = session_next_frame(s);
 	if (f) {
 		uint32_t len = f->len;
@@ -181,7 +193,7 @@ ws_writeable(struct lws *wsi, struct pss *pss)
 				return -1;
 		}
 		if (!outq_empty(&s->q) || s->state == SESSION_CLOSING)
-			lws_callback_on_writable(wsi);
+			ws_want_write(wsi, pss);
 		return 0;
 	}
 	if (s->state == SESSION_CLOSING) {
@@ -898,14 +910,6 @@ begin_shutdown(void)
 	/* Children get 2 s to leave after stdin closes, 2 s after SIGTERM. */
 	timer_arm(&shutdown_timer, backend_running() ? 5000 : 2000,
 		  shutdown_deadline);
-}
-
-void
-server_request_stop(void)
-{
-	stop_requested = true;
-	if (ctx)
-		lws_cancel_service(ctx);
 }
 
 void
