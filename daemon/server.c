@@ -406,13 +406,15 @@ url_token(struct lws *wsi)
 static int
 confirm_upgrade(struct lws *wsi)
 {
-	char uri[256], origin[256];
+	char uri[256], origin[512];
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/ws"))
 		return refuse(wsi, 404, "WebSocket endpoint is /ws");
-	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 &&
-	    !auth_origin_ok(cfg, listen_port, origin))
+	/* An Origin too long to copy is refused, never mistaken for none. */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+	    (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+	     !auth_origin_ok(cfg, listen_port, origin)))
 		return refuse(wsi, 403, "origin not allowed");
 	if (url_token(wsi) < 0)
 		return refuse(wsi, 401, "wrong token");

@@ -225,3 +225,18 @@ test('--unix: socket 0600 in a 0700 directory, same-user peers without token, no
     fs.chmodSync(dir, 0o700); fs.chmodSync(sock, 0o600);
   }
 });
+
+test('an Origin too long to read is refused with 403, not taken for no Origin', async (t) => {
+  const s = scope(t);
+  const avd = await s.avd();
+  const WebSocket = require('ws');
+  const status = (origin) => new Promise((resolve) => {
+    const ws = new WebSocket(`${avd.wsUrl}?token=${avd.token}`, { origin });
+    ws.on('open', () => { ws.close(); resolve(101); });
+    ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    ws.on('error', () => resolve(-1));
+  });
+  assert.equal(await status(`http://${'a'.repeat(300)}.example`), 403);
+  assert.equal(await status(`http://${'a'.repeat(2000)}.example`), 403);
+  assert.equal(await status(`http://127.0.0.1:${avd.port}`), 101);
+});
