@@ -27,21 +27,47 @@ def choose_transport(environ=None, stdin_is_tty=None):
     return "stdio" if spawned and not stdin_is_tty else "ws"
 
 
-def default_url(environ=None):
+def runtime_dirs(environ=None):
+    """Where avd writes its ``url`` and ``token`` files, most likely first."""
     env = os.environ if environ is None else environ
-    return env.get("AVD_URL") or DEFAULT_URL
+    dirs = []
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        dirs.append(os.path.join(runtime, "avd"))
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    dirs.append("/tmp/avd-%d" % uid)
+    return dirs
+
+
+def _first_line_of(paths):
+    for path in paths:
+        try:
+            with open(path, "r") as f:
+                text = f.read().strip()
+        except (OSError, IOError):
+            continue
+        if text:
+            return text
+    return None
+
+
+def default_url(environ=None):
+    """``AVD_URL``, else the first runtime ``url`` file avd wrote, else ws://127.0.0.1:7700/ws."""
+    env = os.environ if environ is None else environ
+    url = env.get("AVD_URL")
+    if url:
+        return url
+    return _first_line_of(url_paths(env)) or DEFAULT_URL
+
+
+def url_paths(environ=None):
+    """Runtime URL files, most likely first."""
+    return [os.path.join(d, "url") for d in runtime_dirs(environ)]
 
 
 def token_paths(environ=None):
     """Runtime token files, most likely first."""
-    env = os.environ if environ is None else environ
-    paths = []
-    runtime = env.get("XDG_RUNTIME_DIR")
-    if runtime:
-        paths.append(os.path.join(runtime, "avd", "token"))
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    paths.append("/tmp/avd-%d/token" % uid)
-    return paths
+    return [os.path.join(d, "token") for d in runtime_dirs(environ)]
 
 
 def find_token(environ=None):
@@ -50,15 +76,7 @@ def find_token(environ=None):
     token = env.get("AVD_TOKEN")
     if token:
         return token.strip()
-    for path in token_paths(env):
-        try:
-            with open(path, "r") as f:
-                token = f.read().strip()
-        except (OSError, IOError):
-            continue
-        if token:
-            return token
-    return None
+    return _first_line_of(token_paths(env))
 
 
 def heartbeat_interval(explicit=None, environ=None):

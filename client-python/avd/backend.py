@@ -273,8 +273,8 @@ class Backend(object):
 
         ``transport``: ``"stdio"``, ``"ws"`` or None to choose by itself
         (stdio when spawned by avd, else WebSocket).  ``url`` defaults to
-        ``AVD_URL`` or ``ws://127.0.0.1:7700/ws``; ``token`` to ``AVD_TOKEN``
-        or avd's runtime token file.
+        ``AVD_URL``, avd's runtime url file or ``ws://127.0.0.1:7700/ws``;
+        ``token`` to ``AVD_TOKEN`` or avd's runtime token file.
         """
         if self._session is not None:
             raise RuntimeError("this Backend is already running")

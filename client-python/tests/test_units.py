@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 from _harness import PACKAGE_ROOT
 
@@ -145,8 +146,18 @@ class Environment(unittest.TestCase):
         self.assertEqual(ct({}, False), "ws")
 
     def test_url(self):
-        self.assertEqual(_env.default_url({}), "ws://127.0.0.1:7700/ws")
-        self.assertEqual(_env.default_url({"AVD_URL": "ws://127.0.0.1:1/ws"}), "ws://127.0.0.1:1/ws")
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"XDG_RUNTIME_DIR": tmp}
+            with mock.patch.object(_env, "runtime_dirs", return_value=[os.path.join(tmp, "avd")]):
+                self.assertEqual(_env.default_url(env), "ws://127.0.0.1:7700/ws")
+            os.mkdir(os.path.join(tmp, "avd"))
+            with open(os.path.join(tmp, "avd", "url"), "w") as f:
+                f.write("ws://127.0.0.1:43210/ws\n")
+            # avd's runtime file (it may listen on any port), unless AVD_URL says otherwise
+            self.assertEqual(_env.default_url(env), "ws://127.0.0.1:43210/ws")
+            env["AVD_URL"] = "ws://127.0.0.1:1/ws"
+            self.assertEqual(_env.default_url(env), "ws://127.0.0.1:1/ws")
+        self.assertEqual(_env.url_paths({})[-1], "/tmp/avd-%d/url" % os.getuid())
 
     def test_token_sources(self):
         with tempfile.TemporaryDirectory() as tmp:
