@@ -443,6 +443,9 @@ struct transport_ops {
 	void (*bad_input)(struct session *s, struct avd_err *err);
 	/* Optional: the backend announced itself ready. */
 	void (*ready)(struct session *s);
+	/* Optional: its ready line was refused (err names why).  Without it
+	 * the peer gets the error. */
+	void (*ready_refused)(struct session *s, struct avd_err *err);
 	/* The transport reports its peer's end itself (a child's exit), so
 	 * session_gone publishes no "backend disconnected" error. */
 	bool reports_exit;

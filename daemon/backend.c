@@ -74,6 +74,8 @@ struct backend {
 	uint64_t *restarts;        /* clock_ms of recent restarts (ring) */
 	unsigned nrestarts;
 	uint64_t bad_lines;        /* stdout lines not yet reported */
+	bool line_repaired;        /* the line being handled had bad UTF-8 */
+	bool line_reported;        /* ... and was counted already */
 	char bad_what[160];
 	uint64_t last_report_ms;
 	struct timer ready_timer, restart_timer, stop_timer, stable_timer,
@@ -129,7 +131,7 @@ flush_bad_lines(struct backend *b)
 		return;
 	report_error(b, "stdout", false,
 		     json_pack("{s:I}", "count", (json_int_t)b->bad_lines),
-		     "%llu unusable stdout line%s (last: %s)",
+		     "%llu stdout line%s unusable or repaired (last: %s)",
 		     (unsigned long long)b->bad_lines, b->bad_lines == 1 ? "" : "s",
 		     b->bad_what);
 	b->bad_lines = 0;
@@ -194,12 +196,29 @@ stdio_close(struct session *s, int code, const char *reason, bool discard)
 static void
 stdio_bad_input(struct session *s, struct avd_err *err)
 {
+	struct backend *b = s->tx;
 	char what[160];
 
 	snprintf(what, sizeof(what), "%s: %.120s", err_code_str(err->code),
 		 err->message);
-	bad_line(s->tx, what);
+	bad_line(b, what);
+	b->line_reported = true;
 	err_clear(err);
+}
+
+/* A ready line whose methods another session owns: the child cannot
+ * start as configured, which is a start-up failure, not a bad line. */
+static void
+stdio_ready_refused(struct session *s, struct avd_err *err)
+{
+	struct backend *b = s->tx;
+
+	b->line_reported = true;
+	report_error(b, "startup", true,
+		     json_pack("{s:s}", "code", err_code_str(err->code)),
+		     "ready refused: %s", err->message);
+	b->report_exit = false;
+	stop_backend(b, true);
 }
 
 static void
@@ -228,6 +247,7 @@ static const struct transport_ops stdio_ops = {
 	.close = stdio_close,
 	.bad_input = stdio_bad_input,
 	.ready = stdio_ready,
+	.ready_refused = stdio_ready_refused,
 	.reports_exit = true,
 };
 
@@ -308,12 +328,16 @@ stdout_line(struct backend *b, char *line, size_t len)
 		len--;
 	if (!len || !b->s)
 		return;
+	b->line_repaired = b->line_reported = false;
 	if (!utf8_valid((unsigned char *)line, len)) {
 		fixed = utf8_repair((unsigned char *)line, len, &len);
 		line = fixed;
-		bad_line(b, "invalid UTF-8 replaced by U+FFFD");
+		b->line_repaired = true;
 	}
 	session_on_message(b->s, line, len);
+	/* A repaired line counts once, whether it was then used or not. */
+	if (b->line_repaired && !b->line_reported && b->s)
+		bad_line(b, "invalid UTF-8 replaced by U+FFFD; the line was used");
 	free(fixed);
 }
 
@@ -1002,8 +1026,9 @@ backend_kill_all(void)
 			exited(b, status);
 		}
 	}
-	/* Grandchildren left in a group are reaped by whoever inherits them;
-	 * ours are all accounted for. */
+	/* As a subreaper avd inherited the groups' orphans: reap what died. */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 void

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "avd.h"
 
@@ -65,6 +66,9 @@ main(int argc, char **argv)
 	fflush(stdout);
 	if (cfg.no_auth)
 		log_warn("--no-auth: any local process may connect");
+	/* Orphans of a backend's process group are reparented to avd, which
+	 * reaps them: no zombies even where PID 1 does not reap. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	backend_start_all(&cfg);
 	notify_systemd("READY=1");
 

@@ -333,7 +333,12 @@ on_ready(struct session *s, struct msg *m)
 	struct avd_err err = { 0 };
 
 	if (m->handlers && router_register(s, m->handlers, &err)) {
-		reply_bad(s, NULL, &err);
+		if (s->ops->ready_refused) {
+			s->ops->ready_refused(s, &err);
+			err_clear(&err);
+		} else {
+			reply_bad(s, NULL, &err);
+		}
 		return;
 	}
 	health_on_ready(s);
