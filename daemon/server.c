@@ -556,7 +556,8 @@ struct fdwatch {
 	int fd;
 	fdwatch_fn fn;
 	void *arg;
-	bool in_callback, closing;
+	bool in_callback, closing, rearm;
+	lws_sorted_usec_list_t sul; /* re-arms writability after a callback */
 };
 
 static struct lws_vhost *internal_vhost;
@@ -581,10 +582,26 @@ server_fd_watch(int fd, fdwatch_fn fn, void *arg)
 	return w;
 }
 
+static void
+fd_rearm(lws_sorted_usec_list_t *sul)
+{
+	struct fdwatch *w = (struct fdwatch *)((char *)sul - offsetof(struct fdwatch, sul));
+
+	if (!w->closing && !destroying)
+		lws_callback_on_writable(w->wsi);
+}
+
 void
 server_fd_want_write(struct fdwatch *w)
 {
-	if (!w->closing && !destroying)
+	if (w->closing || destroying)
+		return;
+	/* lws 4.1 clears a raw file's POLLOUT after its writable callback
+	 * returns, so a request made inside it would be lost; it is made
+	 * just after instead. */
+	if (w->in_callback)
+		w->rearm = true;
+	else
 		lws_callback_on_writable(w->wsi);
 }
 
@@ -617,8 +634,15 @@ fd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		w->fn(w, w->fd, reason == LWS_CALLBACK_RAW_RX_FILE ? FDW_READ : FDW_WRITE,
 		      w->arg);
 		w->in_callback = false;
-		return w->closing ? -1 : 0;
+		if (w->closing)
+			return -1;
+		if (w->rearm) {
+			w->rearm = false;
+			lws_sul_schedule(ctx, 0, &w->sul, fd_rearm, 1);
+		}
+		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		lws_sul_cancel(&w->sul);
 		lws_set_opaque_user_data(wsi, NULL);
 		w->fn(w, w->fd, FDW_CLOSED, w->arg);
 		free(w);
