@@ -4,12 +4,18 @@
 #   tests/run-node-tests.sh DIR|FILE...
 #
 # Every DIR contributes its *.test.js files (not recursive), every FILE
-# itself.  The script makes sure the `ws` package can be loaded: when it
-# cannot be resolved from tests/, it runs `npm ci` with tests/package.json
-# and tests/package-lock.json into a writable directory ($AVD_TEST_NODE_DIR,
-# else tests/ itself when writable, else a cache directory under $TMPDIR,
-# outside the build tree) and passes it on through NODE_PATH.  So it also
-# works from the read-only source copy that `make distcheck` uses.
+# itself.  The script makes sure the packages tests/package.json lists (`ws`,
+# `playwright-core`) can be loaded: when one cannot be resolved from tests/,
+# it runs `npm ci` with tests/package.json and tests/package-lock.json into a
+# writable directory ($AVD_TEST_NODE_DIR, else tests/ itself when writable,
+# else a cache directory under $TMPDIR, outside the build tree) and passes it
+# on through NODE_PATH.  So it also works from the read-only source copy that
+# `make distcheck` uses.
+#
+# Tests that import client-js/avd.js (an ES module, which NODE_PATH does not
+# reach) want client-js/node_modules/ws: when it is missing and client-js/ is
+# writable, `npm ci` runs there too.  When it cannot be installed, those
+# tests hand client-js the `ws` of tests/ instead.
 #
 # Environment:
 #   AVD_BIN                  the avd binary (default: ./daemon/avd or
@@ -55,9 +61,22 @@ else
 	exit 1
 fi
 
-# --- the ws package --------------------------------------------------------
-ws_ok() {
-	(cd "$here" && node -e "require.resolve('ws')") >/dev/null 2>&1
+# --- the test packages ---------------------------------------------------
+# Every package tests/package.json depends on.
+deps=$(node -e 'const p = require(process.argv[1]);
+console.log(Object.keys({ ...p.dependencies, ...p.devDependencies }).join(" "));' "$here/package.json")
+[ -n "$deps" ] || deps=ws
+
+deps_ok() {
+	# shellcheck disable=SC2086
+	(cd "$here" && node -e 'for (const d of process.argv.slice(1)) require.resolve(d);' $deps) >/dev/null 2>&1
+}
+
+# True when every package is installed in $1/node_modules.
+deps_in() {
+	for d in $deps; do
+		[ -d "$1/node_modules/$d" ] || return 1
+	done
 }
 
 # A directory counts as writable only when its mode says so: root may write
@@ -66,7 +85,7 @@ dir_writable() {
 	[ -w "$1" ] && [ -n "$(find "$1" -maxdepth 0 -perm -u+w 2>/dev/null)" ]
 }
 
-if ! ws_ok; then
+if ! deps_ok; then
 	if [ -n "${AVD_TEST_NODE_DIR:-}" ]; then
 		dest=$AVD_TEST_NODE_DIR
 	elif dir_writable "$here"; then
@@ -77,21 +96,29 @@ if ! ws_ok; then
 	fi
 	mkdir -p "$dest"
 	dest=$(cd "$dest" && pwd)
-	if [ ! -d "$dest/node_modules/ws" ] ||
+	if ! deps_in "$dest" ||
 		! cmp -s "$here/package-lock.json" "$dest/package-lock.json"; then
 		if [ "$dest" != "$here" ]; then
 			cp "$here/package.json" "$here/package-lock.json" "$dest/"
 			chmod u+w "$dest/package.json" "$dest/package-lock.json"
 		fi
 		echo "run-node-tests.sh: installing test dependencies into $dest" >&2
-		npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error >&2
+		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error >&2
 	fi
 	NODE_PATH="$dest/node_modules${NODE_PATH:+:$NODE_PATH}"
 	export NODE_PATH
-	if ! ws_ok; then
-		echo "run-node-tests.sh: the ws package still cannot be loaded" >&2
+	if ! deps_ok; then
+		echo "run-node-tests.sh: the test packages ($deps) still cannot be loaded" >&2
 		exit 1
 	fi
+fi
+
+# --- client-js's own packages --------------------------------------------------
+cj="$here/../client-js"
+if [ -f "$cj/package-lock.json" ] && [ ! -d "$cj/node_modules/ws" ] && dir_writable "$cj"; then
+	echo "run-node-tests.sh: installing client-js dependencies into $(cd "$cj" && pwd)" >&2
+	(cd "$cj" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+		echo "run-node-tests.sh: npm ci in client-js failed; client-js tests use the ws of tests/" >&2
 fi
 
 # --- the test files --------------------------------------------------------
