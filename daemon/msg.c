@@ -238,6 +238,11 @@ msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
 	if (text != buf)
 		free(text);
 	if (!m->root) {
+		/* jansson checks strings; this also catches bytes outside them.
+		 * Only a message that failed to parse pays for the scan. */
+		if (!utf8_valid((const unsigned char *)buf, len))
+			return err_set(err, AVD_E_ENCODING, NULL,
+				       "the message is not valid UTF-8");
 		if (json_error_code(&jerr) == json_error_null_byte_in_key)
 			return err_set(err, AVD_E_ENCODING, NULL,
 				       "an object key holds \\u0000, which avd does not accept");

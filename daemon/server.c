@@ -797,7 +797,7 @@ unix_listen(struct config *c, struct avd_err *err)
 	info.iface = c->unix_path;
 	info.port = 0;
 	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_UNIX_SOCK | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options = LWS_SERVER_OPTION_UNIX_SOCK;
 	info.retry_and_idle_policy = &idle_policy;
 	info.timeout_secs = 10;
 	/* Created 0600 from the start: no moment where others could connect. */
@@ -849,8 +849,10 @@ server_start(struct config *c, struct avd_err *err)
 			  lws_log);
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* UTF-8 is validated by avd (msg.c), not lws: lws closes at once with
+	 * the client's next bytes unread, and the reset that follows can beat
+	 * the 1007 close frame to the client. */
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.fd_limit_per_thread = c->max_sessions + 256;
 	info.count_threads = 1;
 	ctx = lws_create_context(&info);
@@ -862,8 +864,7 @@ server_start(struct config *c, struct avd_err *err)
 	info.iface = c->listen;
 	info.port = c->port;
 	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
-		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
 		       (v6 ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
 	idle_policy.secs_since_valid_ping =
 		(uint16_t)(c->heartbeat_timeout_ms / 1000 ? c->heartbeat_timeout_ms / 1000 : 1);

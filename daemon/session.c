@@ -356,9 +356,15 @@ session_on_message(struct session *s, char *buf, size_t len)
 	if (s->state == SESSION_CLOSING)
 		return;
 	if (msg_decode(buf, len, &m, &err, &bad_id)) {
+		/* Invalid UTF-8 in a text message ends a WebSocket (1007), after
+		 * the error that says why; a child's lines were repaired before. */
+		bool not_utf8 = err.code == AVD_E_ENCODING &&
+				!utf8_valid((const unsigned char *)buf, len);
 		reply_bad(s, bad_id, &err);
 		json_decref(bad_id);
-		if (s->state == SESSION_HELLO)
+		if (not_utf8)
+			session_close(s, 1007, "invalid UTF-8", false);
+		else if (s->state == SESSION_HELLO)
 			session_close(s, 1008, "expected hello", false);
 		return;
 	}

@@ -423,3 +423,25 @@ describe('noncharacters U+FDD0..U+FDEF next to split surrogate pairs', () => {
     }
   });
 });
+
+test('invalid UTF-8 followed at once by more bytes still closes with 1007, never a bare reset', async (t) => {
+  const s = scope(t);
+  const avd = await s.avd();
+  const WebSocket = require('ws');
+  const codes = {};
+  for (let i = 0; i < 30; i++) {
+    const code = await new Promise((resolve) => {
+      const ws = new WebSocket(`${avd.wsUrl}?token=${avd.token}`);
+      ws.on('open', () => {
+        ws.send(JSON.stringify({ type: 'hello', schema_version: 1 }));
+        ws.send(Buffer.from('{"s":"\xE0\x80', 'latin1'), { binary: false, fin: false });
+        ws.send(Buffer.from('\xAF"}', 'latin1'), { binary: false, fin: true });
+        ws.send(JSON.stringify({ id: 1, method: 'avd.stats' }));
+      });
+      ws.on('close', (c) => resolve(c));
+      ws.on('error', () => {});
+    });
+    codes[code] = (codes[code] || 0) + 1;
+  }
+  assert.deepEqual(codes, { 1007: 30 });
+});
