@@ -10,10 +10,14 @@ die() {
 	exit 1
 }
 
+# Stops the measurements still running (their `timeout` passes the signal
+# on to everything it started), then removes the scratch directory.
 bench_cleanup() {
-	if [ -n "${bench_cur:-}" ]; then
-		kill -TERM "$bench_cur" 2>/dev/null
-		wait "$bench_cur" 2>/dev/null
+	if [ -n "${BENCH_WORK:-}" ] && [ -s "$BENCH_WORK/running" ]; then
+		for p in $(cat "$BENCH_WORK/running"); do
+			kill -TERM "$p" 2>/dev/null
+		done
+		sleep 1
 	fi
 	[ -n "${BENCH_WORK:-}" ] && rm -rf "$BENCH_WORK"
 }
@@ -60,9 +64,11 @@ one() {
 	timeout -k 5 "${BENCH_STEP_TIMEOUT:-90}" $BENCH_NS sh "$BENCH_SRC/one.sh" "$@" \
 		>"$BENCH_WORK/one.out" &
 	bench_cur=$!
+	echo "$bench_cur" >>"$BENCH_WORK/running"
 	wait "$bench_cur"
 	bench_rc=$?
-	bench_cur=
+	grep -vx "$bench_cur" "$BENCH_WORK/running" >"$BENCH_WORK/running.new"
+	mv "$BENCH_WORK/running.new" "$BENCH_WORK/running"
 	cat "$BENCH_WORK/one.out"
 	return $bench_rc
 }
