@@ -10,6 +10,7 @@
  *                  [--seconds S] [--warmup-seconds S]
  *                  [--idle N --pid PID [--measure-cpu C]]
  *   loadgen open   --port P [--proto avd|relay] --rate R [--seconds S]
+ *                  [--idle N --pid PID [--measure-cpu C]]
  *   loadgen fanout --port P --proto avd|relay|mqtt --subs N --size B
  *                  [--seconds S | --events K] [--frozen] [--pid PID]
  *   loadgen idle   --port P --proto avd|relay|mqtt --conns N --pid PID
@@ -1147,19 +1148,46 @@ send_call(long id)
 	ws_queue(front, 1, buf, (size_t)n);
 }
 
+static long idle_before, idle_after;
+
+/* The callee, then with --idle the idle sessions (each frontend learns of
+ * the backend in its welcome, so no broadcast falls into the calls), then
+ * the caller. */
 static void
 setup_call_pair(void)
 {
+	if (O.idle)
+		raise_nofile();
 	wait_port(10000);
 	back = conn_open(R_BACK, 16384);
 	wait_ready(1, 10000);
+	if (O.idle)
+		open_idle(O.idle, &idle_before, &idle_after);
 	front = conn_open(R_FRONT, 16384);
-	wait_ready(2, 10000);
+	wait_ready((int)O.idle + 2, 10000);
+	/* Thousands of handshakes go faster from the other CPU; the calls
+	 * are measured from the server's CPU again. */
+	if (O.measure_cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(O.measure_cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			die("sched_setaffinity: %s", strerror(errno));
+	}
+}
+
+static void
+print_idle(void)
+{
+	if (O.idle)
+		printf(" sessions=%d idle=%ld rss_before_kb=%ld rss_after_kb=%ld bytes_per_conn=%.0f",
+		       G.nready, O.idle, idle_before, idle_after,
+		       (double)(idle_after - idle_before) * 1024.0 / (double)O.idle);
 }
 
 /* rtt: warm-up ends once both its count and its time have passed; the
  * measurement ends after --calls calls or --seconds (when given). */
-static long rtt_first = -1, rtt_end = -1, idle_before, idle_after;
+static long rtt_first = -1, rtt_end = -1;
 static uint64_t rtt_t0, rtt_tm;
 
 static void
@@ -1201,28 +1229,7 @@ mode_rtt(void)
 	O.cap = O.calls + O.warmup + 1000000;
 	lat = xrealloc(NULL, (size_t)O.cap * sizeof(*lat));
 	sched = xrealloc(NULL, (size_t)O.cap * sizeof(*sched));
-	if (O.idle) {
-		/* The callee first, then the idle sessions (each frontend learns
-		 * of the backend in its welcome), then the caller. */
-		raise_nofile();
-		wait_port(10000);
-		back = conn_open(R_BACK, 16384);
-		wait_ready(1, 10000);
-		open_idle(O.idle, &idle_before, &idle_after);
-		front = conn_open(R_FRONT, 16384);
-		wait_ready((int)O.idle + 2, 10000);
-		/* Thousands of handshakes go faster from the other CPU; the
-		 * calls are measured from the server's CPU again. */
-		if (O.measure_cpu >= 0) {
-			cpu_set_t set;
-			CPU_ZERO(&set);
-			CPU_SET(O.measure_cpu, &set);
-			if (sched_setaffinity(0, sizeof(set), &set))
-				die("sched_setaffinity: %s", strerror(errno));
-		}
-	} else {
-		setup_call_pair();
-	}
+	setup_call_pair();
 	on_response = rtt_response;
 	rtt_t0 = now_ns();
 	if (O.warmup == 0 && O.warmup_s <= 0) {
@@ -1245,10 +1252,7 @@ mode_rtt(void)
 	printf("calls=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f mean_us=%.1f max_us=%.1f", n,
 	       pct_us(v, (size_t)n, 0.50), pct_us(v, (size_t)n, 0.99), pct_us(v, (size_t)n, 0.999),
 	       (double)sum / (double)n / 1000.0, pct_us(v, (size_t)n, 1.0));
-	if (O.idle)
-		printf(" sessions=%d idle=%ld rss_before_kb=%ld rss_after_kb=%ld bytes_per_conn=%.0f",
-		       G.nready, O.idle, idle_before, idle_after,
-		       (double)(idle_after - idle_before) * 1024.0 / (double)O.idle);
+	print_idle();
 	printf("\n");
 }
 
@@ -1289,8 +1293,8 @@ mode_open(void)
 	t0 = now_ns() + 1000000;
 	for (long i = 0; i < total; i++)
 		sched[i] = t0 + (uint64_t)i * period;
-	/* Answers still missing one second after the last send count as lost. */
-	end = sched[total - 1] + 1000000000u;
+	/* Answers still missing 3 s after the last send count as lost. */
+	end = sched[total - 1] + 3000000000u;
 	for (;;) {
 		uint64_t t = now_ns();
 		bool any = false;
@@ -1324,11 +1328,13 @@ mode_open(void)
 	/* How late the load generator itself sent (its own wake-up delay). */
 	qsort(late + first, (size_t)measured, sizeof(*late), cmp_u64);
 	printf("rate=%.0f calls=%ld lost=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-	       "max_us=%.1f send_late_p50_us=%.1f send_late_p99_us=%.1f\n",
+	       "max_us=%.1f send_late_p50_us=%.1f send_late_p99_us=%.1f",
 	       O.rate, measured, lost, pct_us(v, nv, 0.50), pct_us(v, nv, 0.99),
 	       pct_us(v, nv, 0.999), pct_us(v, nv, 1.0),
 	       pct_us(late + first, (size_t)measured, 0.50),
 	       pct_us(late + first, (size_t)measured, 0.99));
+	print_idle();
+	printf("\n");
 }
 
 /* ---- mode: fanout ---------------------------------------------------------- */
