@@ -47,6 +47,10 @@ frame_from_json(const json_t *j)
 	 * (JSON_ALLOW_NUL is a decoding flag; as a dump flag its bit would
 	 * mean JSON_INDENT(8).  Embedded NULs are always escaped on output.) */
 	json_dump_callback(j, append, &g, JSON_COMPACT);
+	/* Queues count len against their limit: a frame must not hold much
+	 * more memory than that, or a full queue would cost twice its limit. */
+	if (g.cap - g.f->len > 1024)
+		g.f = xrealloc(g.f, sizeof(struct frame) + FRAME_HEADROOM + g.f->len + 1);
 	frame_data(g.f)[g.f->len] = '\n';
 	return g.f;
 }

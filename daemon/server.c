@@ -587,7 +587,9 @@ static const struct lws_protocols protocols[] = {
 	/* lws keeps an rx buffer of this size for every connection for its
 	 * whole life; small keeps idle sessions cheap, and larger messages are
 	 * reassembled by ws_receive anyway. */
-	{ "avd.v1", avd_callback, sizeof(struct pss), 1024, 0, NULL, 0 },
+	/* ... and lws caps each send at the rx size unless tx_packet_size is
+	 * set: 64 KiB lets a batch of frames leave in one send(). */
+	{ "avd.v1", avd_callback, sizeof(struct pss), 1024, 0, NULL, 65536 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
