@@ -109,9 +109,13 @@ describe('health with a 100 ms heartbeat interval and 400 ms timeout', () => {
   test('a call pending when its backend turns unhealthy fails with BACKEND_UNAVAILABLE', T, async (t) => {
     const s = scope(t);
     const fe = await s.client(avd);
-    const { be, m } = await readyBackend(s, false);
+    // Alive (answering pings) until the call reaches it, then silent: on a
+    // slow build a backend silent from the start could turn unhealthy before
+    // the call is forwarded, and the call would fail fast instead.
+    const { be, m } = await readyBackend(s, true);
     const { response } = fe.startCall(m, {}, { timeout_ms: 0 }, 4000);
     await be.next((x) => isCall(x, m), 2000);
+    be._autoPong = false;
     const res = await response;
     assertErrorResponse(res, 'BACKEND_UNAVAILABLE');
     // the unhealthy transition was announced too
