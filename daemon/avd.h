@@ -30,6 +30,9 @@ struct call;
 /* util.c - allocation, time, small vectors                               */
 /* ===================================================================== */
 
+/* The struct of type T whose member m is at pointer p (timers, lists). */
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
 /* Allocate or abort: avd cannot do anything useful once malloc fails. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

@@ -25,8 +25,6 @@
 
 #include "avd.h"
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
-
 #define TAIL_LINES 50
 #define STDERR_LINE_MAX 4096 /* longer stderr lines are split, on a character */
 #define READ_CHUNK 65536

@@ -14,8 +14,6 @@
 
 #include "avd.h"
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
-
 json_t *
 health_event_data(const struct session *s)
 {

@@ -18,8 +18,6 @@
 #define MAX_METHOD_LEN 255
 #define MAX_METHODS_PER_SESSION 10000
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
-
 struct call {
 	char key[24];      /* "c17": avd's id, the key in hub.calls */
 	json_t *caller_id; /* the caller's own id, new reference */

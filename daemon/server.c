@@ -629,7 +629,7 @@ server_fd_watch(int fd, fdwatch_fn fn, void *arg)
 static void
 fd_rearm(struct timer *t)
 {
-	struct fdwatch *w = (struct fdwatch *)((char *)t - offsetof(struct fdwatch, rearm_timer));
+	struct fdwatch *w = container_of(t, struct fdwatch, rearm_timer);
 
 	if (!w->closing && !destroying)
 		lws_callback_on_writable(w->wsi);

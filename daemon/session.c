@@ -17,8 +17,6 @@
 
 #include "avd.h"
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
-
 const char *
 health_str(enum health h)
 {
