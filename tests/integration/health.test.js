@@ -28,6 +28,9 @@ describe('health with a 100 ms heartbeat interval and 400 ms timeout', () => {
     const m = uniq('hb.m');
     const be = await s.client(avd, { role: 'backend', name, autoPong });
     be.send({ type: 'ready', handlers: [m] });
+    // avd handles one session's messages in order, so once this answer is
+    // back the ready has been processed and a call from any session routes.
+    await be.callOk('avd.methods');
     return { be, m, name };
   }
 

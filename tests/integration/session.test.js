@@ -205,7 +205,9 @@ describe('late-joining frontend gets the present backend state', () => {
     const m = uniq('late.m');
     const be = await s.client(avd, { role: 'backend', name });
     be.send({ type: 'ready', handlers: [m] });
-    // the backend is ready once its handler is callable
+    // avd handles a session's messages in order: this answer means the ready
+    // was processed, and then the handler is callable from another session.
+    await be.callOk('avd.methods');
     const probe = await s.client(avd);
     be.serve(m, () => 'pong');
     assert.equal(await probe.callOk(m), 'pong');
