@@ -59,6 +59,11 @@ void ptrvec_push(struct ptrvec *pv, void *p);
 int ptrvec_remove(struct ptrvec *pv, const void *p);
 void ptrvec_free(struct ptrvec *pv);
 
+/* Decimal text of v into buf (at least 21 bytes, not terminated); returns
+ * its length.  The hot paths use these instead of snprintf. */
+size_t fmt_u64(char *buf, uint64_t v);
+size_t fmt_i64(char *buf, int64_t v);
+
 /* ===================================================================== */
 /* map.c - string-keyed hash map of borrowed values                       */
 /* ===================================================================== */
@@ -193,6 +198,24 @@ struct frame {
 	unsigned char mem[];
 };
 
+/* A frame being written piece by piece: frame_begin, frame_put*, frame_end. */
+struct framebuf {
+	struct frame *f;
+	size_t cap; /* JSON bytes that fit before the next realloc */
+};
+/* Start a frame with room for hint bytes (it grows as needed). */
+void frame_begin(struct framebuf *b, size_t hint);
+/* Append n bytes of JSON text as they are. */
+void frame_put(struct framebuf *b, const void *p, size_t n);
+/* Append a string literal of JSON text. */
+#define frame_put_lit(b, s) frame_put((b), "" s, sizeof(s) - 1)
+/* Append s[0..n) (valid UTF-8) as a quoted, escaped JSON string. */
+void frame_put_str(struct framebuf *b, const char *s, size_t n);
+void frame_put_int(struct framebuf *b, int64_t v);
+/* Append the compact JSON of j (borrowed). */
+void frame_put_json(struct framebuf *b, const json_t *j);
+/* The finished frame (new, refs = 1); b is spent. */
+struct frame *frame_end(struct framebuf *b);
 /* New frame holding the compact JSON of j (borrowed); refs = 1. */
 struct frame *frame_from_json(const json_t *j);
 /* New frame copying len bytes; refs = 1. */
@@ -280,6 +303,39 @@ void delta_scrub(json_t *j);
 json_t *delta_of(json_t *data);
 
 /* ===================================================================== */
+/* scan.c - a validating single pass over a JSON object                   */
+/* ===================================================================== */
+
+enum scan_type {
+	SCAN_STRING,
+	SCAN_NUMBER,
+	SCAN_OBJECT,
+	SCAN_ARRAY,
+	SCAN_TRUE,
+	SCAN_FALSE,
+	SCAN_NULL,
+};
+
+/* One top-level member; both ranges are borrowed from the scanned text. */
+struct scan_member {
+	const char *key; /* the name's bytes, without quotes (never escaped) */
+	size_t klen;
+	const char *val; /* the value's JSON text; a string keeps its quotes */
+	size_t vlen;
+	enum scan_type type;
+	bool escaped; /* a string value that holds backslash escapes */
+};
+
+/*
+ * Check that text[0..len) is one JSON object jansson would read the same
+ * way and that may be forwarded as it is, filling mem[0..max) with its
+ * members in order.  Returns their count, or -1 when the text must go
+ * through jansson instead (invalid, or something the scanner leaves to
+ * jansson: see scan.c).
+ */
+int scan_object(const char *text, size_t len, struct scan_member *mem, int max);
+
+/* ===================================================================== */
 /* msg.c - decoding and validating one inbound message                    */
 /* ===================================================================== */
 
@@ -322,6 +378,16 @@ struct msg {
 	/* cancel */
 	const char *reason;
 	bool marked; /* strings may hold delta markers (see delta.c) */
+	/*
+	 * Calls, answers and events that scan.c accepted are not parsed: root
+	 * is NULL, id is a new reference of msg's own, method and event point
+	 * into the inbound buffer, and the payload (params, result or data) is
+	 * its validated JSON text here, with the json_t pointer NULL until
+	 * msg_parse_payload.
+	 */
+	bool fast;
+	const char *payload;
+	size_t payload_len;
 };
 
 /*
@@ -333,6 +399,11 @@ struct msg {
 int msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
 	       json_t **bad_id);
 void msg_free(struct msg *m);
+/* Give a fast message's payload a jansson value (params, result or data),
+ * for code that looks inside it; a no-op for other messages. */
+void msg_parse_payload(struct msg *m);
+/* Append the payload's JSON (params, result or data) to b. */
+void msg_put_payload(struct framebuf *b, const struct msg *m);
 /* True when s is a valid event name (1-255 bytes of [A-Za-z0-9_.:/-]). */
 bool msg_valid_event_name(const char *s, size_t len);
 /* Canonical string key of a call id (string or integer) into buf. */

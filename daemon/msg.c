@@ -35,18 +35,27 @@ msg_valid_event_name(const char *s, size_t len)
 int
 msg_id_key(const json_t *id, char *buf, size_t size)
 {
-	int n;
+	size_t n;
 
-	if (json_is_integer(id))
-		n = snprintf(buf, size, "i%" JSON_INTEGER_FORMAT,
-			     json_integer_value(id));
-	else if (json_is_string(id))
-		n = snprintf(buf, size, "s%s", json_string_value(id));
-	else
+	if (json_is_integer(id)) {
+		if (size < 22)
+			return -E2BIG;
+		buf[0] = 'i';
+		n = 1 + fmt_i64(buf + 1, json_integer_value(id));
+	} else if (json_is_string(id)) {
+		/* Up to the first NUL, as the key is used as a C string. */
+		n = strnlen(json_string_value(id), json_string_length(id));
+		/* Ids longer than the key buffer are refused rather than
+		 * truncated, so two different ids can never share a key. */
+		if (n + 2 > size)
+			return -E2BIG;
+		buf[0] = 's';
+		memcpy(buf + 1, json_string_value(id), n++);
+	} else {
 		return -EINVAL;
-	/* Ids longer than the key buffer are refused rather than truncated,
-	 * so two different ids can never share a key. */
-	return n < 0 || (size_t)n >= size ? -E2BIG : n;
+	}
+	buf[n] = '\0';
+	return (int)n;
 }
 
 static bool
@@ -219,6 +228,184 @@ decode_typed(struct msg *m, const char *type, struct avd_err *err)
 		       "unknown message type \"%.64s\"", type);
 }
 
+/* ---- the fast path: calls, answers and events as scanned text ------- */
+
+/* Top-level names the fast path reads; others are ignored, as jansson's
+ * path ignores them. */
+enum field { F_ID, F_TYPE, F_METHOD, F_PARAMS, F_TIMEOUT, F_OK, F_RESULT,
+	     F_ERROR, F_EVENT, F_DATA, F_DETAIL, F_TO, F_ECHO, F_COUNT };
+
+static int
+field_of(const char *k, size_t n)
+{
+	static const char *const names[F_COUNT] = {
+		"id", "type", "method", "params", "timeout_ms", "ok", "result",
+		"error", "event", "data", "detail", "to", "echo",
+	};
+
+	for (int i = 0; i < F_COUNT; i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], k, n))
+			return i;
+	return -1;
+}
+
+/* A string member without escapes: its text is its value. */
+static bool
+plain_string(const struct scan_member *v)
+{
+	return v && v->type == SCAN_STRING && !v->escaped && v->vlen > 2;
+}
+
+static bool
+is(const struct scan_member *v, const char *s)
+{
+	size_t n = strlen(s);
+
+	return plain_string(v) && v->vlen == n + 2 && !memcmp(v->val + 1, s, n);
+}
+
+/* A new jansson id for a plain string or an integer, or NULL. */
+static json_t *
+fast_id(const struct scan_member *v)
+{
+	json_int_t x = 0;
+	const char *p;
+
+	if (plain_string(v))
+		return v->vlen - 2 < 250 ? json_stringn_nocheck(v->val + 1, v->vlen - 2)
+					 : NULL;
+	if (!v || v->type != SCAN_NUMBER || memchr(v->val, '.', v->vlen) ||
+	    (v->vlen == 2 && !memcmp(v->val, "-0", 2)))
+		return NULL;
+	/* scan.c allows at most 18 digits: no overflow here. */
+	for (p = v->val + (*v->val == '-'); p < v->val + v->vlen; p++)
+		x = x * 10 + (*p - '0');
+	return json_integer(*v->val == '-' ? -x : x);
+}
+
+/* The string at v as a C string, terminated in place over its closing
+ * quote: nothing reads that byte once the message is decoded. */
+static const char *
+terminate(const struct scan_member *v)
+{
+	((char *)v->val)[v->vlen - 1] = '\0';
+	return v->val + 1;
+}
+
+/*
+ * Decode buf as a call, an answer or an event without jansson.  Returns
+ * false, having changed nothing, when the message needs the full decoder:
+ * scan.c declined it, it is another kind, or a field is anything but the
+ * plain form (errors are explained by the full decoder).
+ */
+static bool
+decode_fast(char *buf, size_t len, struct msg *m)
+{
+	struct scan_member mem[16];
+	const struct scan_member *f[F_COUNT] = { 0 };
+	const struct scan_member *pl = NULL;
+	int n = scan_object(buf, len, mem, 16);
+
+	for (int i = 0; i < n; i++) {
+		int k = field_of(mem[i].key, mem[i].klen);
+		if (k >= 0)
+			f[k] = &mem[i]; /* a repeated name: the last one counts */
+	}
+	if (n < 0 || (f[F_TYPE] && !plain_string(f[F_TYPE])))
+		return false;
+	if (is(f[F_TYPE], "call") || (!f[F_TYPE] && f[F_METHOD])) {
+		const struct scan_member *t = f[F_TIMEOUT];
+		if (!plain_string(f[F_METHOD]))
+			return false;
+		if (t && t->type != SCAN_NULL) {
+			json_t *v = fast_id(t);
+			json_int_t x = v && json_is_integer(v) ? json_integer_value(v) : -1;
+			json_decref(v);
+			if (x < 0 || x > MAX_TIMEOUT_MS)
+				return false;
+			m->has_timeout = true;
+			m->timeout_ms = x;
+		}
+		m->kind = MSG_CALL;
+		pl = f[F_PARAMS];
+	} else if (!f[F_TYPE] && f[F_ID] && !f[F_ERROR] && (f[F_OK] || f[F_RESULT])) {
+		if (f[F_OK] && f[F_OK]->type != SCAN_TRUE)
+			return false;
+		m->kind = MSG_RESPONSE;
+		m->ok = true;
+		pl = f[F_RESULT];
+	} else if (is(f[F_TYPE], "event")) {
+		const struct scan_member *e = f[F_ECHO];
+		if (!plain_string(f[F_EVENT]) ||
+		    !msg_valid_event_name(f[F_EVENT]->val + 1, f[F_EVENT]->vlen - 2) ||
+		    (f[F_TO] && f[F_TO]->type != SCAN_NULL) ||
+		    (e && e->type != SCAN_TRUE && e->type != SCAN_FALSE))
+			return false;
+		m->kind = MSG_EVENT;
+		m->echo = e && e->type == SCAN_TRUE;
+		pl = f[F_DATA] ? f[F_DATA] : f[F_DETAIL];
+	} else {
+		return false;
+	}
+	if (m->kind != MSG_EVENT && !(m->id = fast_id(f[F_ID])))
+		return false;
+	if (m->kind == MSG_CALL)
+		m->method = terminate(f[F_METHOD]);
+	if (m->kind == MSG_EVENT)
+		m->event = terminate(f[F_EVENT]);
+	m->fast = true;
+	if (pl) {
+		m->payload = pl->val;
+		m->payload_len = pl->vlen;
+	} else {
+		/* What the full decoder puts there: null, or {} for an event. */
+		m->payload = m->kind == MSG_EVENT ? "{}" : "null";
+		m->payload_len = m->kind == MSG_EVENT ? 2 : 4;
+	}
+	return true;
+}
+
+void
+msg_parse_payload(struct msg *m)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (!m->fast || m->root)
+		return;
+	v = json_loadb(m->payload, m->payload_len, JSON_ALLOW_NUL | JSON_DECODE_ANY,
+		       &jerr);
+	if (!v) {
+		/* scan.c accepts only what jansson accepts: this is a bug. */
+		log_error("a scanned payload did not parse: %s", jerr.text);
+		v = json_null();
+	}
+	m->root = v; /* owns the payload from now on */
+	if (m->kind == MSG_CALL)
+		m->params = v;
+	else if (m->kind == MSG_RESPONSE)
+		m->result = v;
+	else
+		m->data = v;
+}
+
+void
+msg_put_payload(struct framebuf *b, const struct msg *m)
+{
+	const json_t *j = m->kind == MSG_CALL ? m->params
+			  : m->kind == MSG_RESPONSE ? m->result
+						    : m->data;
+
+	if (m->fast && !m->root)
+		frame_put(b, m->payload, m->payload_len);
+	else if (j)
+		frame_put_json(b, j);
+	else if (m->kind == MSG_EVENT)
+		frame_put_lit(b, "{}");
+	else
+		frame_put_lit(b, "null");
+}
+
 int
 msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
 	   json_t **bad_id)
@@ -231,6 +418,9 @@ msg_decode(char *buf, size_t len, struct msg *m, struct avd_err *err,
 
 	memset(m, 0, sizeof(*m));
 	*bad_id = NULL;
+	if (decode_fast(buf, len, m))
+		return 0;
+	memset(m, 0, sizeof(*m));
 	if (memchr(buf, '\\', len))
 		text = utf8_fix_surrogates(buf, &len, &m->marked);
 	/* JSON_ALLOW_NUL: "\u0000" inside string values is legal and kept. */
@@ -286,6 +476,9 @@ fail:
 void
 msg_free(struct msg *m)
 {
+	if (m->fast)
+		json_decref(m->id);
 	json_decref(m->root);
 	m->root = NULL;
+	m->id = NULL;
 }

@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +41,8 @@ call_new(struct session *caller, struct session *callee, struct msg *m,
 {
 	struct call *c = xcalloc(1, sizeof(*c));
 
-	snprintf(c->key, sizeof(c->key), "c%" PRIu64, ++hub.next_call);
+	c->key[0] = 'c';
+	c->key[1 + fmt_u64(c->key + 1, ++hub.next_call)] = '\0';
 	c->caller_id = json_incref(m->id);
 	c->caller_key = xstrdup(caller_key);
 	c->method = xstrdup(m->method);
@@ -249,9 +249,11 @@ router_call(struct session *s, struct msg *m)
 	struct session *owner;
 	struct call *c;
 	uint32_t timeout;
-	json_t *fwd;
+	struct framebuf b;
+	struct frame *f;
 
 	if (builtin_is(m->method)) {
+		msg_parse_payload(m);
 		builtin_call(s, m);
 		return;
 	}
@@ -309,11 +311,23 @@ router_call(struct session *s, struct msg *m)
 	}
 	timeout = m->has_timeout ? (uint32_t)m->timeout_ms : hub.cfg->call_timeout_ms;
 	c = call_new(s, owner, m, key, timeout);
-	fwd = json_pack("{s:s, s:s, s:O, s:s, s:I}", "id", c->key, "method",
-			m->method, "params", m->params, "caller", s->id,
-			"timeout_ms", (json_int_t)timeout);
-	session_send_json(owner, LANE_RESPONSE, fwd);
-	json_decref(fwd);
+	/* Written directly, params as they came: see scan.c. */
+	frame_begin(&b, 80 + strlen(m->method) + strlen(s->id) +
+				(m->fast ? m->payload_len : 0));
+	frame_put_lit(&b, "{\"id\":");
+	frame_put_str(&b, c->key, strlen(c->key));
+	frame_put_lit(&b, ",\"method\":");
+	frame_put_str(&b, m->method, strlen(m->method));
+	frame_put_lit(&b, ",\"params\":");
+	msg_put_payload(&b, m);
+	frame_put_lit(&b, ",\"caller\":");
+	frame_put_str(&b, s->id, strlen(s->id));
+	frame_put_lit(&b, ",\"timeout_ms\":");
+	frame_put_int(&b, timeout);
+	frame_put_lit(&b, "}");
+	f = frame_end(&b);
+	session_send_frame(owner, LANE_RESPONSE, f);
+	frame_unref(f);
 }
 
 /* The call a callee's message refers to, if it is still that callee's. */
@@ -377,17 +391,27 @@ router_response(struct session *s, struct msg *m)
 	}
 	hub_record_latency(clock_us() - c->started_us);
 	if (m->ok) {
+		struct framebuf b;
+		struct frame *f;
+
 		hub.st.calls_completed++;
-		j = json_pack("{s:O, s:b, s:O}", "id", c->caller_id, "ok", 1,
-			      "result", m->result);
+		frame_begin(&b, 48 + (m->fast ? m->payload_len : 0));
+		frame_put_lit(&b, "{\"id\":");
+		frame_put_json(&b, c->caller_id);
+		frame_put_lit(&b, ",\"ok\":true,\"result\":");
+		msg_put_payload(&b, m);
+		frame_put_lit(&b, "}");
+		f = frame_end(&b);
+		session_send_frame(c->caller, LANE_RESPONSE, f);
+		frame_unref(f);
 	} else {
 		json_t *e = normalize_error(m->error);
 		count_failure(AVD_E_BACKEND_ERROR);
 		j = json_pack("{s:O, s:b, s:o}", "id", c->caller_id, "ok", 0,
 			      "error", e);
+		session_send_json(c->caller, LANE_RESPONSE, j);
+		json_decref(j);
 	}
-	session_send_json(c->caller, LANE_RESPONSE, j);
-	json_decref(j);
 	call_free(c);
 }
 

@@ -112,10 +112,14 @@ START_TEST(test_defaults_and_aliases)
 	char in2[] = "{\"type\":\"event\",\"event\":\"e\",\"detail\":{\"k\":1}}";
 
 	ck_assert_int_eq(msg_decode(in1, strlen(in1), &m, &err, &bad_id), 0);
+	ck_assert(m.fast);
+	ck_assert_ptr_null(m.params); /* not parsed until asked */
+	msg_parse_payload(&m);
 	ck_assert(json_is_null(m.params));
 	ck_assert(!m.has_timeout);
 	msg_free(&m);
 	ck_assert_int_eq(msg_decode(in2, strlen(in2), &m, &err, &bad_id), 0);
+	msg_parse_payload(&m);
 	ck_assert_int_eq(json_integer_value(json_object_get(m.data, "k")), 1);
 	msg_free(&m);
 }
