@@ -97,7 +97,7 @@ frame_put_json(struct framebuf *b, const json_t *j)
 		/* JSON_ENSURE_ASCII is off: UTF-8 passes through at its real
 		 * size.  (JSON_ALLOW_NUL is a decoding flag; as a dump flag its
 		 * bit would mean JSON_INDENT(8).  NULs are escaped on output.) */
-		json_dump_callback(j, append, b, JSON_COMPACT);
+		json_dump_callback(j, append, b, JSON_COMPACT | JSON_ENCODE_ANY);
 	}
 }
 

@@ -38,6 +38,9 @@ struct pss {
 	size_t rx_len, rx_cap, rx_total;
 	bool rx_binary, rx_oversize;
 	bool kicked; /* a writable callback is already requested */
+	bool rx_queued;          /* on rx_more for this loop turn */
+	uint32_t rx_turn;        /* the loop turn rx_turn_bytes counts */
+	uint32_t rx_turn_bytes;  /* payload read in that turn */
 	/* closing */
 	int close_code;
 	char close_reason[64];
@@ -124,6 +127,64 @@ ev_lws_fire(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ---- WebSocket transport ---------------------------------------------- */
+
+/*
+ * lws reads a WebSocket at most one rx buffer (1 KiB, kept small for idle
+ * sessions' sake) per readable event, so a publisher with a backlog would
+ * be read 1 KiB per loop turn while every subscriber is written once per
+ * turn: one 4 KiB event per send() instead of many.  Sessions whose read
+ * came near the buffer's size are serviced again before the loop sleeps,
+ * up to RX_MORE_ROUNDS times, so each turn reads up to about 64 KiB from
+ * them and the writes that follow carry many frames each.
+ */
+#define RX_MORE_MAX 256
+#define RX_MORE_ROUNDS 63
+#define RX_MORE_BYTES 768
+static int rx_more[RX_MORE_MAX];
+static unsigned rx_more_n;
+static uint32_t rx_turn;
+static ev_prepare ev_rx_more;
+
+static void
+ws_note_rx(struct lws *wsi, struct pss *pss, size_t len)
+{
+	if (!evloop)
+		return;
+	if (pss->rx_turn != rx_turn) {
+		pss->rx_turn = rx_turn;
+		pss->rx_turn_bytes = 0;
+		pss->rx_queued = false;
+	}
+	pss->rx_turn_bytes += (uint32_t)len;
+	if (!pss->rx_queued && pss->rx_turn_bytes >= RX_MORE_BYTES &&
+	    rx_more_n < RX_MORE_MAX) {
+		pss->rx_queued = true;
+		rx_more[rx_more_n++] = lws_get_socket_fd(wsi);
+	}
+}
+
+static void
+ev_rx_more_fire(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	int fds[RX_MORE_MAX];
+
+	for (int round = 0; round < RX_MORE_ROUNDS && rx_more_n; round++) {
+		unsigned n = rx_more_n;
+
+		memcpy(fds, rx_more, n * sizeof(fds[0]));
+		rx_more_n = 0;
+		rx_turn++;
+		/* By descriptor, as lws's own watcher does: a session closed
+		 * meanwhile is simply not found. */
+		for (unsigned i = 0; i < n; i++) {
+			struct lws_pollfd pfd = { .fd = fds[i], .events = LWS_POLLIN,
+						  .revents = LWS_POLLIN };
+			lws_service_fd(ctx, &pfd);
+		}
+	}
+	rx_more_n = 0;
+	rx_turn++;
+}
 
 /* Ask lws for a writable callback once, however many frames are queued:
  * a fan-out queues on many sessions per message. */
@@ -529,6 +590,7 @@ avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				 is_unix_peer(lws_get_socket_fd(wsi));
 		break;
 	case LWS_CALLBACK_RECEIVE:
+		ws_note_rx(wsi, pss, len);
 		if (pss->s)
 			ws_receive(wsi, pss, in, len);
 		break;
@@ -982,6 +1044,8 @@ server_start(struct config *c, struct avd_err *err)
 		ev_init(&ev_tick, ev_fire);
 		ev_timer_init(&ev_lws_tick, ev_lws_fire, 1.0, 1.0);
 		ev_timer_start(evloop, &ev_lws_tick);
+		ev_prepare_init(&ev_rx_more, ev_rx_more_fire);
+		ev_prepare_start(evloop, &ev_rx_more);
 	}
 	timer_set_wakeup(sul_resched);
 	return 0;
@@ -1043,6 +1107,7 @@ server_destroy(void)
 	if (evloop) {
 		ev_timer_stop(evloop, &ev_tick);
 		ev_timer_stop(evloop, &ev_lws_tick);
+		ev_prepare_stop(evloop, &ev_rx_more);
 		ev_loop_destroy(evloop);
 		evloop = NULL;
 	}
