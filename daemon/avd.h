@@ -379,7 +379,7 @@ struct msg {
 	const char *reason;
 	bool marked; /* strings may hold delta markers (see delta.c) */
 	/*
-	 * Calls, answers and events that scan.c accepted are not parsed: root
+	 * Calls, answers, chunks and events that scan.c accepted are not parsed: root
 	 * is NULL, id is a new reference of msg's own, method and event point
 	 * into the inbound buffer, and the payload (params, result or data) is
 	 * its validated JSON text here, with the json_t pointer NULL until

@@ -293,7 +293,7 @@ terminate(const struct scan_member *v)
 }
 
 /*
- * Decode buf as a call, an answer or an event without jansson.  Returns
+ * Decode buf as a call, an answer, a chunk or an event without jansson.  Returns
  * false, having changed nothing, when the message needs the full decoder:
  * scan.c declined it, it is another kind, or a field is anything but the
  * plain form (errors are explained by the full decoder).
@@ -334,6 +334,9 @@ decode_fast(char *buf, size_t len, struct msg *m)
 		m->kind = MSG_RESPONSE;
 		m->ok = true;
 		pl = f[F_RESULT];
+	} else if (is(f[F_TYPE], "chunk")) {
+		m->kind = MSG_CHUNK;
+		pl = f[F_DATA];
 	} else if (is(f[F_TYPE], "event")) {
 		const struct scan_member *e = f[F_ECHO];
 		if (!plain_string(f[F_EVENT]) ||

@@ -419,20 +419,31 @@ void
 router_chunk(struct session *s, struct msg *m)
 {
 	struct call *c = callee_call(s, m);
-	json_t *j, *delta;
+	struct framebuf b;
+	struct frame *f;
+	json_t *delta;
 
 	if (!c)
 		return; /* the call already ended; its caller is not waiting */
+	/* A scanned chunk holds no markers; only a half character held from
+	 * the last one needs its delta looked at. */
+	if (c->held)
+		msg_parse_payload(m);
 	if (m->data && (delta = delta_of(m->data)) && (m->marked || c->held))
 		json_object_set_new(m->data, "delta",
 				    delta_join(json_string_value(delta),
 					       json_string_length(delta), &c->held));
 	if (m->marked)
 		delta_scrub(m->data);
-	j = json_pack("{s:s, s:O, s:O}", "type", "chunk", "id", c->caller_id,
-		      "data", m->data ? m->data : json_null());
-	session_send_json(c->caller, LANE_RESPONSE, j);
-	json_decref(j);
+	frame_begin(&b, 40 + (m->fast ? m->payload_len : 0));
+	frame_put_lit(&b, "{\"type\":\"chunk\",\"id\":");
+	frame_put_json(&b, c->caller_id);
+	frame_put_lit(&b, ",\"data\":");
+	msg_put_payload(&b, m);
+	frame_put_lit(&b, "}");
+	f = frame_end(&b);
+	session_send_frame(c->caller, LANE_RESPONSE, f);
+	frame_unref(f);
 	/* The timeout bounds silence, not the length of a stream. */
 	if (c->timeout_ms)
 		timer_arm(&c->timer, c->timeout_ms, call_timeout);
