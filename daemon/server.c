@@ -142,16 +142,19 @@ ev_lws_fire(struct ev_loop *loop, ev_timer *w, int revents)
 #define RX_MORE_BYTES 768
 static int rx_more[RX_MORE_MAX];
 static unsigned rx_more_n;
-static uint32_t rx_turn;
+static uint32_t rx_round; /* of ev_rx_more_fire's re-reads, 0 outside it */
 static ev_prepare ev_rx_more;
 
 static void
 ws_note_rx(struct lws *wsi, struct pss *pss, size_t len)
 {
+	uint32_t turn;
+
 	if (!evloop)
 		return;
-	if (pss->rx_turn != rx_turn) {
-		pss->rx_turn = rx_turn;
+	turn = (uint32_t)ev_iteration(evloop) * (RX_MORE_ROUNDS + 1) + rx_round;
+	if (pss->rx_turn != turn) {
+		pss->rx_turn = turn;
 		pss->rx_turn_bytes = 0;
 		pss->rx_queued = false;
 	}
@@ -160,6 +163,10 @@ ws_note_rx(struct lws *wsi, struct pss *pss, size_t len)
 	    rx_more_n < RX_MORE_MAX) {
 		pss->rx_queued = true;
 		rx_more[rx_more_n++] = lws_get_socket_fd(wsi);
+		/* Started only when needed: a watcher run every turn would cost
+		 * each small message a few hundred instructions. */
+		if (!ev_is_active(&ev_rx_more))
+			ev_prepare_start(evloop, &ev_rx_more);
 	}
 }
 
@@ -168,12 +175,11 @@ ev_rx_more_fire(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	int fds[RX_MORE_MAX];
 
-	for (int round = 0; round < RX_MORE_ROUNDS && rx_more_n; round++) {
+	for (rx_round = 1; rx_round <= RX_MORE_ROUNDS && rx_more_n; rx_round++) {
 		unsigned n = rx_more_n;
 
 		memcpy(fds, rx_more, n * sizeof(fds[0]));
 		rx_more_n = 0;
-		rx_turn++;
 		/* By descriptor, as lws's own watcher does: a session closed
 		 * meanwhile is simply not found. */
 		for (unsigned i = 0; i < n; i++) {
@@ -183,7 +189,8 @@ ev_rx_more_fire(struct ev_loop *loop, ev_prepare *w, int revents)
 		}
 	}
 	rx_more_n = 0;
-	rx_turn++;
+	rx_round = 0;
+	ev_prepare_stop(loop, w);
 }
 
 /* Ask lws for a writable callback once, however many frames are queued:
@@ -1045,7 +1052,6 @@ server_start(struct config *c, struct avd_err *err)
 		ev_timer_init(&ev_lws_tick, ev_lws_fire, 1.0, 1.0);
 		ev_timer_start(evloop, &ev_lws_tick);
 		ev_prepare_init(&ev_rx_more, ev_rx_more_fire);
-		ev_prepare_start(evloop, &ev_rx_more);
 	}
 	timer_set_wakeup(sul_resched);
 	return 0;
