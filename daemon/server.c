@@ -37,13 +37,18 @@ struct pss {
 	char *rx;
 	size_t rx_len, rx_cap, rx_total;
 	bool rx_binary, rx_oversize;
-	bool kicked; /* a writable callback is already requested */
-	bool rx_queued;          /* on rx_more for this loop turn */
-	uint32_t rx_turn;        /* the loop turn rx_turn_bytes counts */
-	uint32_t rx_turn_bytes;  /* payload read in that turn */
+	bool kicked;    /* a writable callback is already requested */
+	bool ping_due;  /* keep-alive: the next writable callback sends a ping */
+	bool ping_out;  /* keep-alive: pinged, and nothing heard since */
+	bool rx_queued; /* on rx_more for this loop turn */
+	uint32_t rx_turn;       /* the loop turn rx_turn_bytes counts */
+	uint32_t rx_turn_bytes; /* payload read in that turn */
 	/* closing */
 	int close_code;
 	char close_reason[64];
+	/* keep-alive (ws_alive_check); last_rx fills what would be padding */
+	uint32_t last_rx; /* clock_ms() of the last frame in, wrapping */
+	struct timer alive;
 	/* HTTP */
 	struct http_reply reply;
 	bool reply_pending;
@@ -113,10 +118,13 @@ ev_fire(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /*
- * lws's own timers (a WebSocket peer's ping and hang-up deadlines, HTTP
- * timeouts) are serviced when lws handles an event of its own; on a quiet
- * foreign loop that could be never.  One wake-up a second, through lws's
- * cancel pipe, keeps those second-granularity deadlines honest.
+ * lws's own timers (HTTP timeouts, the deadline of a close handshake, the
+ * asynchronous close server_fd_close asks for) are only reliably serviced
+ * when lws handles an event of its own; on a quiet libev loop an HTTP client
+ * that sends half a request is never timed out.  One wake-up a second,
+ * through lws's cancel pipe, keeps those second-granularity deadlines
+ * honest.  WebSocket keep-alive does not depend on it: it runs on avd's own
+ * timers.
  */
 static ev_timer ev_lws_tick;
 
@@ -210,6 +218,98 @@ ws_kick(struct session *s)
 	ws_want_write(s->tx, lws_wsi_user(s->tx));
 }
 
+/*
+ * Keep-alive.  A peer silent for a ping interval gets a WebSocket ping; one
+ * that stays silent for the hang-up window after it is dropped.  Every
+ * connection has one timer in timer.c's heap, and a frame in only stores its
+ * time: the timer, when it fires, finds the peer was heard from and re-arms
+ * for the rest of the interval.  So a session costs O(log n) per interval
+ * however much it sends.  (lws's own idle policy keeps its timers in one
+ * sorted list, O(n) per re-arm: with 10 000 sessions that stalled the loop.)
+ */
+
+/* The ping interval is --heartbeat-timeout-ms, at least 1 s; it is read at
+ * every use so that a reload applies. */
+static uint32_t
+ws_ping_ms(void)
+{
+	uint32_t ms = cfg->heartbeat_timeout_ms;
+
+	return ms > 1000 ? ms : 1000;
+}
+
+/* After the interval of silence that led to the ping, two more and 5 s:
+ * about 3 intervals + 5 s from the last frame in all, so a peer that is
+ * slow to answer, not gone, is not dropped. */
+static uint32_t
+ws_hangup_ms(uint32_t every)
+{
+	return 2 * every + 5000;
+}
+
+/* Up to a quarter interval more before a new connection's first look, so
+ * that sessions which arrived together (reconnects after a restart) are not
+ * all pinged in the same turn of the loop.  A golden-ratio sequence spreads
+ * any number of them evenly over that range. */
+static uint32_t
+ws_spread_ms(uint32_t every)
+{
+	static uint32_t seq;
+
+	seq += 2654435769u;
+	return (uint32_t)(((uint64_t)seq * (every / 4)) >> 32);
+}
+
+static void
+ws_alive_check(struct timer *t)
+{
+	struct pss *pss = container_of(t, struct pss, alive);
+	struct lws *wsi = pss->s->tx;
+	uint32_t every = ws_ping_ms();
+	uint32_t idle = (uint32_t)clock_ms() - pss->last_rx;
+
+	if (pss->ping_out) {
+		/* Not a frame since the ping.  A peer that reads nothing may
+		 * have filled the socket, so there is no close handshake: lws
+		 * drops the connection, and its close callback ends the
+		 * session. */
+		log_info("session %s: silent for %u ms, a WebSocket ping "
+			 "unanswered; dropping the connection",
+			 pss->s->id, idle);
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+		/* lws acts on that when it next runs; from outside its
+		 * callbacks this makes it run now. */
+		lws_cancel_service(ctx);
+		return;
+	}
+	if (idle < every) {
+		timer_arm(t, every - idle, ws_alive_check);
+		return;
+	}
+	/* The ping is written by ws_writeable, as that callback's one write. */
+	pss->ping_due = pss->ping_out = true;
+	ws_want_write(wsi, pss);
+	timer_arm(t, ws_hangup_ms(every), ws_alive_check);
+}
+
+static void
+ws_alive_start(struct pss *pss)
+{
+	uint32_t every = ws_ping_ms();
+
+	pss->last_rx = (uint32_t)clock_ms();
+	timer_arm(&pss->alive, every + ws_spread_ms(every), ws_alive_check);
+}
+
+/* Any frame in shows the peer alive; the timer looks at this when it fires. */
+static void
+ws_heard(struct pss *pss)
+{
+	pss->last_rx = (uint32_t)clock_ms();
+	pss->ping_out = false;
+}
+
 static void
 ws_close(struct session *s, int code, const char *reason, bool discard)
 {
@@ -286,6 +386,21 @@ ws_writeable(struct lws *wsi, struct pss *pss)
 	if (!s)
 		return 0;
 	pss->kicked = false;
+	if (pss->ping_due && s->state != SESSION_CLOSING) {
+		/* lws allows one write per writable callback, so the ping is
+		 * this one's and queued frames wait for the next.  It carries
+		 * one byte: lws passes an empty pong to no callback, and the
+		 * pong echoes the ping's bytes. */
+		unsigned char ping[LWS_PRE + 1];
+
+		pss->ping_due = false;
+		ping[LWS_PRE] = 'p';
+		if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+			return -1;
+		if (!outq_empty(&s->q))
+			ws_want_write(wsi, pss);
+		return 0;
+	}
 	f = session_next_frame(s);
 	if (f) {
 		uint32_t len = f->len;
@@ -595,15 +710,22 @@ avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->s = session_new(&ws_ops, wsi, SESSION_HELLO);
 		pss->s->authed = cfg->no_auth || url_token(wsi) > 0 ||
 				 is_unix_peer(lws_get_socket_fd(wsi));
+		ws_alive_start(pss);
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		ws_note_rx(wsi, pss, len);
-		if (pss->s)
+		if (pss->s) {
+			ws_heard(pss);
 			ws_receive(wsi, pss, in, len);
+		}
+		break;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		ws_heard(pss);
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_writeable(wsi, pss);
 	case LWS_CALLBACK_CLOSED:
+		timer_cancel(&pss->alive);
 		if (pss->s)
 			session_gone(pss->s);
 		pss->s = NULL;
@@ -771,8 +893,14 @@ static const struct lws_protocols internal_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-/* WebSocket-level liveness: ping an idle peer, hang up on a dead one. */
-static lws_retry_bo_t idle_policy;
+/*
+ * lws's idle policy is switched off, not merely left out: without one lws
+ * applies its default (ping after 300 s) and still re-arms a timer in its
+ * sorted list, O(n), for every pong that avd's own pings bring back.  A
+ * hang-up time of 0 makes lws keep no such timer at all.  Keep-alive is
+ * avd's (ws_alive_check).
+ */
+static const lws_retry_bo_t no_idle_policy;
 
 static void
 lws_log(int level, const char *line)
@@ -911,7 +1039,7 @@ unix_listen(struct config *c, struct avd_err *err)
 	info.port = 0;
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_UNIX_SOCK;
-	info.retry_and_idle_policy = &idle_policy;
+	info.retry_and_idle_policy = &no_idle_policy;
 	info.timeout_secs = 10;
 	/* Created 0600 from the start: no moment where others could connect. */
 	old = umask(0177);
@@ -1004,11 +1132,7 @@ server_start(struct config *c, struct avd_err *err)
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
 		       (v6 ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
-	idle_policy.secs_since_valid_ping =
-		(uint16_t)(c->heartbeat_timeout_ms / 1000 ? c->heartbeat_timeout_ms / 1000 : 1);
-	idle_policy.secs_since_valid_hangup =
-		(uint16_t)(3 * idle_policy.secs_since_valid_ping + 5);
-	info.retry_and_idle_policy = &idle_policy;
+	info.retry_and_idle_policy = &no_idle_policy;
 	info.timeout_secs = 10;
 	vhost = lws_create_vhost(ctx, &info);
 	if (!vhost || lws_get_vhost_listen_port(vhost) <= 0) {

@@ -5,7 +5,7 @@
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  startAvd, scope, isCall, isEvent, assertErrorResponse, sleep, uniq,
+  startAvd, scope, isCall, isEvent, assertErrorResponse, sleep, uniq, withTimeout,
 } = require('./lib/harness');
 
 const T = { timeout: 15000 };
@@ -203,4 +203,41 @@ test('a frontend that stops answering WebSocket pings is dropped', { timeout: 30
   const sessions = (await watcher.callOk('avd.sessions')).sessions.map((x) => x.session);
   assert.equal(sessions.includes(dead.session), false);
   t.diagnostic(`dropped after ${Date.now() - t0} ms`);
+});
+
+test('a silent frontend is pinged, and answering the pings keeps it', { timeout: 30000 }, async (t) => {
+  const s = scope(t);
+  // Ping interval 1 s (+ up to 1/4 spread); hang-up window 2 x 1 s + 5 s.
+  const avd = await s.avd(['--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '1000']);
+  const watcher = await s.client(avd);
+  await watcher.callOk('avd.subscribe', { events: ['avd:session_left'] });
+  // Sends nothing after hello; ws answers every ping with a pong by itself.
+  const quiet = await s.client(avd, { name: 'quiet-peer' });
+  const t0 = Date.now();
+  const pings = [];
+  let wake = () => {};
+  quiet.ws.on('ping', () => { pings.push(Date.now() - t0); wake(); });
+  const pinged = (n, ms, what) => withTimeout(new Promise((resolve) => {
+    wake = () => { if (pings.length >= n) resolve(); };
+    wake();
+  }), ms, what);
+  // A control that reads nothing, so answers no ping: once it is dropped, a
+  // whole hang-up window has passed for the quiet peer too.
+  const deaf = await s.client(avd, { name: 'deaf-peer' });
+  deaf.pause();
+
+  await pinged(1, 4000, 'a WebSocket ping to the silent frontend');
+  assert.ok(pings[0] >= 800 && pings[0] <= 2000,
+    `first ping ${pings[0]} ms after hello (interval 1000 ms, spread up to 250 ms)`);
+  await watcher.next((m) => isEvent(m, 'avd:session_left') && m.data.session === deaf.session,
+    15000, 'avd:session_left for the frontend that answers no ping');
+  // Its pong was seen: the next look pings it again instead of dropping it.
+  await pinged(2, 10000, 'a second WebSocket ping to the silent frontend');
+  t.diagnostic(`pings at ${pings.join(', ')} ms`);
+
+  assert.equal(quiet.closed, null, `the quiet frontend was closed: ${JSON.stringify(quiet.closed)}`);
+  const sessions = (await watcher.callOk('avd.sessions')).sessions.map((x) => x.session);
+  assert.ok(sessions.includes(quiet.session), 'the quiet frontend is still a session');
+  await watcher.expectNone((m) => isEvent(m, 'avd:session_left') && m.data.session === quiet.session,
+    50, 'avd:session_left for the frontend that answers pings');
 });
