@@ -40,7 +40,8 @@ struct pss {
 	bool kicked;    /* a writable callback is already requested */
 	bool ping_due;  /* keep-alive: the next writable callback sends a ping */
 	bool ping_out;  /* keep-alive: pinged, and nothing heard since */
-	bool rx_queued; /* on rx_more for this loop turn */
+	bool rx_queued; /* on rx_more: read again before the loop sleeps */
+	bool tx_queued; /* on tx_now: written before the loop sleeps */
 	uint32_t rx_turn;       /* the loop turn rx_turn_bytes counts */
 	uint32_t rx_turn_bytes; /* payload read in that turn */
 	/* closing */
@@ -137,21 +138,58 @@ ev_lws_fire(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- WebSocket transport ---------------------------------------------- */
 
 /*
- * lws reads a WebSocket at most one rx buffer (1 KiB, kept small for idle
- * sessions' sake) per readable event, so a publisher with a backlog would
- * be read 1 KiB per loop turn while every subscriber is written once per
- * turn: one 4 KiB event per send() instead of many.  Sessions whose read
- * came near the buffer's size are serviced again before the loop sleeps,
- * up to RX_MORE_ROUNDS times, so each turn reads up to about 64 KiB from
- * them and the writes that follow carry many frames each.
+ * Two things happen at the end of each loop turn, before it sleeps, from
+ * one ev_prepare watcher that runs only when there is work for it:
+ *
+ * Reading a backlog.  lws reads a WebSocket at most one rx buffer (1 KiB,
+ * kept small for idle sessions' sake) per readable event, so a publisher
+ * with a backlog would be read 1 KiB per turn while every subscriber is
+ * written once per turn: one 4 KiB event per send() instead of many.
+ * Sessions whose read came near the buffer's size are serviced again,
+ * each read queueing the next, up to RX_MORE_MAX reads a turn (a lone
+ * publisher's 64 KiB), so the writes that follow carry many frames each.
+ *
+ * Writing at once.  A session with frames to send would wait a turn: lws
+ * asks the loop to watch for writability (an epoll_ctl), the next poll
+ * reports it, lws calls back, and after the write lws stops watching
+ * (another epoll_ctl).  A socket with room in its buffer is writable now,
+ * so the sessions kicked in this turn are serviced as writable before the
+ * loop sleeps; libev has not applied the watcher change yet, and the stop
+ * cancels it.  lws still writes only from its writable callback, and a
+ * socket that is in fact full takes lws's ordinary partial-write path.
+ *
+ * Both lists hold connections, removed when they close, and are bounded;
+ * what does not fit simply waits for the poll as before.
  */
-#define RX_MORE_MAX 256
-#define RX_MORE_ROUNDS 63
+#define RX_MORE_MAX 64
 #define RX_MORE_BYTES 768
-static int rx_more[RX_MORE_MAX];
-static unsigned rx_more_n;
-static uint32_t rx_round; /* of ev_rx_more_fire's re-reads, 0 outside it */
-static ev_prepare ev_rx_more;
+#define TX_NOW_MAX 1024
+static struct lws *rx_more[RX_MORE_MAX], *tx_now[TX_NOW_MAX];
+static unsigned rx_more_n, tx_now_n;
+static uint32_t rx_seq; /* which of turn_end's re-reads runs, 0 outside them */
+static ev_prepare ev_turn_end;
+
+static void
+turn_end_needed(void)
+{
+	if (!ev_is_active(&ev_turn_end))
+		ev_prepare_start(evloop, &ev_turn_end);
+}
+
+/* Forget a closing connection; lists are short, and closes are rarer than
+ * messages. */
+static void
+turn_end_forget(struct lws *wsi, struct pss *pss)
+{
+	if (pss->rx_queued)
+		for (unsigned i = 0; i < rx_more_n; i++)
+			if (rx_more[i] == wsi)
+				rx_more[i] = NULL;
+	if (pss->tx_queued)
+		for (unsigned i = 0; i < tx_now_n; i++)
+			if (tx_now[i] == wsi)
+				tx_now[i] = NULL;
+}
 
 static void
 ws_note_rx(struct lws *wsi, struct pss *pss, size_t len)
@@ -160,45 +198,69 @@ ws_note_rx(struct lws *wsi, struct pss *pss, size_t len)
 
 	if (!evloop)
 		return;
-	turn = (uint32_t)ev_iteration(evloop) * (RX_MORE_ROUNDS + 1) + rx_round;
+	turn = (uint32_t)ev_iteration(evloop) * (RX_MORE_MAX + 1) + rx_seq;
 	if (pss->rx_turn != turn) {
 		pss->rx_turn = turn;
 		pss->rx_turn_bytes = 0;
-		pss->rx_queued = false;
 	}
 	pss->rx_turn_bytes += (uint32_t)len;
 	if (!pss->rx_queued && pss->rx_turn_bytes >= RX_MORE_BYTES &&
 	    rx_more_n < RX_MORE_MAX) {
 		pss->rx_queued = true;
-		rx_more[rx_more_n++] = lws_get_socket_fd(wsi);
-		/* Started only when needed: a watcher run every turn would cost
-		 * each small message a few hundred instructions. */
-		if (!ev_is_active(&ev_rx_more))
-			ev_prepare_start(evloop, &ev_rx_more);
+		rx_more[rx_more_n++] = wsi;
+		turn_end_needed();
 	}
 }
 
 static void
-ev_rx_more_fire(struct ev_loop *loop, ev_prepare *w, int revents)
+service(struct lws *wsi, short ev)
 {
-	int fds[RX_MORE_MAX];
+	struct lws_pollfd pfd = { .fd = lws_get_socket_fd(wsi), .events = ev,
+				  .revents = ev };
 
-	for (rx_round = 1; rx_round <= RX_MORE_ROUNDS && rx_more_n; rx_round++) {
-		unsigned n = rx_more_n;
+	lws_service_fd(ctx, &pfd);
+}
 
-		memcpy(fds, rx_more, n * sizeof(fds[0]));
-		rx_more_n = 0;
-		/* By descriptor, as lws's own watcher does: a session closed
-		 * meanwhile is simply not found. */
-		for (unsigned i = 0; i < n; i++) {
-			struct lws_pollfd pfd = { .fd = fds[i], .events = LWS_POLLIN,
-						  .revents = LWS_POLLIN };
-			lws_service_fd(ctx, &pfd);
-		}
+/* In place, not from a copy: servicing one connection may close another,
+ * and turn_end_forget clears closed ones from these arrays. */
+static void
+turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	unsigned n;
+
+	/* Each re-read may queue its session again (at the end), until the
+	 * array is full: at most RX_MORE_MAX reads a turn. */
+	for (unsigned i = 0; i < rx_more_n; i++) {
+		struct lws *wsi = rx_more[i];
+
+		if (!wsi)
+			continue;
+		rx_more[i] = NULL;
+		((struct pss *)lws_wsi_user(wsi))->rx_queued = false;
+		rx_seq = i + 1;
+		service(wsi, LWS_POLLIN);
 	}
 	rx_more_n = 0;
-	rx_round = 0;
-	ev_prepare_stop(loop, w);
+	rx_seq = 0;
+	/* One pass: a session that still has frames after its write is
+	 * queued again behind the pass and waits for the next turn. */
+	n = tx_now_n;
+	for (unsigned i = 0; i < n; i++) {
+		struct lws *wsi = tx_now[i];
+		struct pss *pss;
+
+		if (!wsi)
+			continue;
+		tx_now[i] = NULL;
+		pss = lws_wsi_user(wsi);
+		pss->tx_queued = false;
+		if (pss->kicked)
+			service(wsi, LWS_POLLOUT);
+	}
+	memmove(tx_now, tx_now + n, (tx_now_n - n) * sizeof(tx_now[0]));
+	tx_now_n -= n;
+	if (!tx_now_n)
+		ev_prepare_stop(loop, w);
 }
 
 /* Ask lws for a writable callback once, however many frames are queued:
@@ -209,6 +271,11 @@ ws_want_write(struct lws *wsi, struct pss *pss)
 	if (!pss->kicked && !destroying) {
 		pss->kicked = true;
 		lws_callback_on_writable(wsi);
+		if (evloop && !pss->tx_queued && tx_now_n < TX_NOW_MAX) {
+			pss->tx_queued = true;
+			tx_now[tx_now_n++] = wsi;
+			turn_end_needed();
+		}
 	}
 }
 
@@ -726,6 +793,7 @@ avd_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return ws_writeable(wsi, pss);
 	case LWS_CALLBACK_CLOSED:
 		timer_cancel(&pss->alive);
+		turn_end_forget(wsi, pss);
 		if (pss->s)
 			session_gone(pss->s);
 		pss->s = NULL;
@@ -1175,7 +1243,7 @@ server_start(struct config *c, struct avd_err *err)
 		ev_init(&ev_tick, ev_fire);
 		ev_timer_init(&ev_lws_tick, ev_lws_fire, 1.0, 1.0);
 		ev_timer_start(evloop, &ev_lws_tick);
-		ev_prepare_init(&ev_rx_more, ev_rx_more_fire);
+		ev_prepare_init(&ev_turn_end, turn_end);
 	}
 	timer_set_wakeup(sul_resched);
 	return 0;
@@ -1237,7 +1305,7 @@ server_destroy(void)
 	if (evloop) {
 		ev_timer_stop(evloop, &ev_tick);
 		ev_timer_stop(evloop, &ev_lws_tick);
-		ev_prepare_stop(evloop, &ev_rx_more);
+		ev_prepare_stop(evloop, &ev_turn_end);
 		ev_loop_destroy(evloop);
 		evloop = NULL;
 	}
