@@ -342,6 +342,26 @@ callee_call(struct session *s, struct msg *m)
 	return c && c->callee == s ? c : NULL;
 }
 
+/* Send c's caller head, its own id, middle, then m's payload as it came
+ * and "}": an answer or a chunk. */
+static void
+send_to_caller(struct call *c, const char *head, const char *middle,
+	       const struct msg *m)
+{
+	struct framebuf b;
+	struct frame *f;
+
+	frame_begin(&b, 48 + (m->fast ? m->payload_len : 0));
+	frame_put(&b, head, strlen(head));
+	frame_put_json(&b, c->caller_id);
+	frame_put(&b, middle, strlen(middle));
+	msg_put_payload(&b, m);
+	frame_put_lit(&b, "}");
+	f = frame_end(&b);
+	session_send_frame(c->caller, LANE_RESPONSE, f);
+	frame_unref(f);
+}
+
 static json_t *
 normalize_error(json_t *error)
 {
@@ -391,19 +411,8 @@ router_response(struct session *s, struct msg *m)
 	}
 	hub_record_latency(clock_us() - c->started_us);
 	if (m->ok) {
-		struct framebuf b;
-		struct frame *f;
-
 		hub.st.calls_completed++;
-		frame_begin(&b, 48 + (m->fast ? m->payload_len : 0));
-		frame_put_lit(&b, "{\"id\":");
-		frame_put_json(&b, c->caller_id);
-		frame_put_lit(&b, ",\"ok\":true,\"result\":");
-		msg_put_payload(&b, m);
-		frame_put_lit(&b, "}");
-		f = frame_end(&b);
-		session_send_frame(c->caller, LANE_RESPONSE, f);
-		frame_unref(f);
+		send_to_caller(c, "{\"id\":", ",\"ok\":true,\"result\":", m);
 	} else {
 		json_t *e = normalize_error(m->error);
 		count_failure(AVD_E_BACKEND_ERROR);
@@ -419,8 +428,6 @@ void
 router_chunk(struct session *s, struct msg *m)
 {
 	struct call *c = callee_call(s, m);
-	struct framebuf b;
-	struct frame *f;
 	json_t *delta;
 
 	if (!c)
@@ -435,15 +442,7 @@ router_chunk(struct session *s, struct msg *m)
 					       json_string_length(delta), &c->held));
 	if (m->marked)
 		delta_scrub(m->data);
-	frame_begin(&b, 40 + (m->fast ? m->payload_len : 0));
-	frame_put_lit(&b, "{\"type\":\"chunk\",\"id\":");
-	frame_put_json(&b, c->caller_id);
-	frame_put_lit(&b, ",\"data\":");
-	msg_put_payload(&b, m);
-	frame_put_lit(&b, "}");
-	f = frame_end(&b);
-	session_send_frame(c->caller, LANE_RESPONSE, f);
-	frame_unref(f);
+	send_to_caller(c, "{\"type\":\"chunk\",\"id\":", ",\"data\":", m);
 	/* The timeout bounds silence, not the length of a stream. */
 	if (c->timeout_ms)
 		timer_arm(&c->timer, c->timeout_ms, call_timeout);
