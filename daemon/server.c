@@ -226,6 +226,11 @@ service(struct lws *wsi, short ev)
 static void
 turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	/* Under a flood the poll serves writers better: their watchers stay
+	 * armed from turn to turn, while writing each turn's frames at once
+	 * would drain queues and make the watchers flap (measured: an
+	 * epoll_ctl per write instead of none). */
+	bool flooded = rx_more_n > 0;
 	unsigned n;
 
 	/* Each re-read may queue its session again (at the end), until the
@@ -242,9 +247,10 @@ turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 	rx_more_n = 0;
 	rx_seq = 0;
-	/* One pass: a session that still has frames after its write is
-	 * queued again behind the pass and waits for the next turn. */
-	n = tx_now_n;
+	/* One pass.  A session that still has frames after its write asked
+	 * lws for writability again, which the poll will now report: it is
+	 * left to the poll, as is everything queued behind the pass. */
+	n = flooded ? 0 : tx_now_n;
 	for (unsigned i = 0; i < n; i++) {
 		struct lws *wsi = tx_now[i];
 		struct pss *pss;
@@ -257,10 +263,11 @@ turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
 		if (pss->kicked)
 			service(wsi, LWS_POLLOUT);
 	}
-	memmove(tx_now, tx_now + n, (tx_now_n - n) * sizeof(tx_now[0]));
-	tx_now_n -= n;
-	if (!tx_now_n)
-		ev_prepare_stop(loop, w);
+	for (unsigned i = n; i < tx_now_n; i++)
+		if (tx_now[i]) /* NULL: closed meanwhile */
+			((struct pss *)lws_wsi_user(tx_now[i]))->tx_queued = false;
+	tx_now_n = 0;
+	ev_prepare_stop(loop, w);
 }
 
 /* Ask lws for a writable callback once, however many frames are queued:

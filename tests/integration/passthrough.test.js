@@ -127,3 +127,26 @@ describe('payloads pass through unchanged', () => {
     }
   });
 });
+
+test('subscribers that vanish in the middle of a burst disturb neither avd nor the others', { timeout: 30000 }, async (t) => {
+  const s = scope(t);
+  const avd = await s.avd([]); // its own: a crash here must fail this test
+  const ev = uniq('pt.vanish');
+  const keeper = await s.client(avd, { subscribe: [ev] });
+  const pub = await s.client(avd);
+  const data = { pad: 'x'.repeat(4000) };
+  let seq = 0;
+  const got = [];
+  for (let round = 0; round < 5; round++) {
+    const leavers = await Promise.all(Array.from({ length: 60 }, () => s.client(avd, { subscribe: [ev] })));
+    // All gone at once while avd is reading a burst and writing to them.
+    for (let i = 0; i < 300; i++) pub.ws.send(JSON.stringify({ type: 'event', event: ev, data: { seq: seq++, ...data } }));
+    await new Promise((r) => setTimeout(r, round));
+    for (const c of leavers) c.terminate();
+    const last = await keeper.next((x) => isEvent(x, ev) && x.data.seq === seq - 1, 10000,
+      `the last event of round ${round}`);
+    got.push(...keeper.drain((x) => isEvent(x, ev)).map((x) => x.data.seq), last.data.seq);
+  }
+  assert.deepEqual(got, [...Array(seq).keys()], 'the keeper got every event in order');
+  assert.equal((await pub.call('avd.stats', null)).ok, true, 'avd still answers');
+});
