@@ -47,10 +47,16 @@ void
 frame_put_str(struct framebuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t extra = 0;
 	unsigned char *o;
 
-	/* Worst case every byte becomes "\u00XX". */
-	reserve(b, 6 * n + 2);
+	/* Room for exactly what is written, so a frame sized in advance is
+	 * never grown for its escapes' worst case. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		extra += c == '"' || c == '\\' ? 1 : c < 0x20 ? 5 : 0;
+	}
+	reserve(b, n + extra + 2);
 	o = frame_data(b->f) + b->f->len;
 	*o++ = '"';
 	for (size_t i = 0; i < n; i++) {

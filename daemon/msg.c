@@ -228,7 +228,7 @@ decode_typed(struct msg *m, const char *type, struct avd_err *err)
 		       "unknown message type \"%.64s\"", type);
 }
 
-/* ---- the fast path: calls, answers and events as scanned text ------- */
+/* ---- the fast path: calls, answers, chunks, events as scanned text -- */
 
 /* Top-level names the fast path reads; others are ignored, as jansson's
  * path ignores them. */
@@ -238,13 +238,19 @@ enum field { F_ID, F_TYPE, F_METHOD, F_PARAMS, F_TIMEOUT, F_OK, F_RESULT,
 static int
 field_of(const char *k, size_t n)
 {
-	static const char *const names[F_COUNT] = {
-		"id", "type", "method", "params", "timeout_ms", "ok", "result",
-		"error", "event", "data", "detail", "to", "echo",
+#define NAME(s) { s, sizeof(s) - 1 }
+	static const struct {
+		const char *s;
+		size_t n;
+	} names[F_COUNT] = {
+		NAME("id"), NAME("type"), NAME("method"), NAME("params"),
+		NAME("timeout_ms"), NAME("ok"), NAME("result"), NAME("error"),
+		NAME("event"), NAME("data"), NAME("detail"), NAME("to"), NAME("echo"),
 	};
+#undef NAME
 
 	for (int i = 0; i < F_COUNT; i++)
-		if (strlen(names[i]) == n && !memcmp(names[i], k, n))
+		if (names[i].n == n && !memcmp(names[i].s, k, n))
 			return i;
 	return -1;
 }
@@ -293,10 +299,10 @@ terminate(const struct scan_member *v)
 }
 
 /*
- * Decode buf as a call, an answer, a chunk or an event without jansson.  Returns
- * false, having changed nothing, when the message needs the full decoder:
- * scan.c declined it, it is another kind, or a field is anything but the
- * plain form (errors are explained by the full decoder).
+ * Decode buf as a call, an answer, a chunk or an event without jansson.
+ * Returns false, with buf untouched, when the message needs the full
+ * decoder: scan.c declined it, it is another kind, or a field is anything
+ * but the plain form (errors are explained by the full decoder).
  */
 static bool
 decode_fast(char *buf, size_t len, struct msg *m)

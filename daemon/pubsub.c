@@ -277,8 +277,8 @@ pubsub_publish(struct session *s, struct msg *m)
 		return;
 	}
 	if (!strcmp(m->event, "backend_health") && s->role == ROLE_BACKEND) {
-		msg_parse_payload(m);
 		/* A backend's own heartbeat goes to frontends with its identity. */
+		msg_parse_payload(m);
 		json_t *d = json_is_object(m->data) ? json_copy(m->data) : json_object();
 		json_t *who = health_event_data(s);
 		json_object_update(d, who);

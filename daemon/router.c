@@ -312,7 +312,7 @@ router_call(struct session *s, struct msg *m)
 	timeout = m->has_timeout ? (uint32_t)m->timeout_ms : hub.cfg->call_timeout_ms;
 	c = call_new(s, owner, m, key, timeout);
 	/* Written directly, params as they came: see scan.c. */
-	frame_begin(&b, 80 + strlen(m->method) + strlen(s->id) +
+	frame_begin(&b, 112 + strlen(m->method) + strlen(s->id) +
 				(m->fast ? m->payload_len : 0));
 	frame_put_lit(&b, "{\"id\":");
 	frame_put_str(&b, c->key, strlen(c->key));
@@ -351,7 +351,7 @@ send_to_caller(struct call *c, const char *head, const char *middle,
 	struct framebuf b;
 	struct frame *f;
 
-	frame_begin(&b, 48 + (m->fast ? m->payload_len : 0));
+	frame_begin(&b, 64 + (m->fast ? m->payload_len : 0));
 	frame_put(&b, head, strlen(head));
 	frame_put_json(&b, c->caller_id);
 	frame_put(&b, middle, strlen(middle));
