@@ -195,6 +195,21 @@ scan_key(ptr p, ptr end)
 	return p + 1;
 }
 
+/* Nesting levels, one bit each: set for an object, clear for an array. */
+static void
+set_level(unsigned char *stack, int level, bool obj)
+{
+	unsigned char bit = (unsigned char)(1u << (level % 8));
+
+	stack[level / 8] = obj ? stack[level / 8] | bit : stack[level / 8] & ~bit;
+}
+
+static bool
+level_is_object(const unsigned char *stack, int level)
+{
+	return stack[level / 8] >> (level % 8) & 1;
+}
+
 /*
  * Past the one value at p (no leading space), or NULL.  Containers are
  * walked with an explicit stack of one bit per level, never recursion, so
@@ -215,29 +230,23 @@ scan_value(ptr p, ptr end, bool *esc)
 			p = scan_string(p, end, esc);
 			break;
 		case '{':
-		case '[':
+		case '[': {
+			bool obj = *p == '{';
+
 			if (depth == SCAN_MAX_DEPTH)
 				return NULL;
-			if (*p == '{')
-				stack[depth / 8] |= (unsigned char)(1u << (depth % 8));
-			else
-				stack[depth / 8] &= (unsigned char)~(1u << (depth % 8));
-			depth++;
+			set_level(stack, depth++, obj);
 			if (!(p = skip_ws(p + 1, end)) || p >= end)
 				return NULL;
-			if (*p == '}' || *p == ']') {
-				bool obj = stack[(depth - 1) / 8] >> ((depth - 1) % 8) & 1;
-				if (*p != (obj ? '}' : ']'))
-					return NULL;
+			if (*p == (obj ? '}' : ']')) { /* empty */
 				p++;
 				depth--;
 				break;
 			}
-			if (stack[(depth - 1) / 8] >> ((depth - 1) % 8) & 1) {
-				if (!(p = scan_key(p, end)) || !(p = skip_ws(p, end)))
-					return NULL;
-			}
+			if (obj && (!(p = scan_key(p, end)) || !(p = skip_ws(p, end))))
+				return NULL;
 			continue; /* the first element or member value */
+		}
 		case 't':
 			p = scan_literal(p, end, "true", 4);
 			break;
@@ -261,7 +270,7 @@ scan_value(ptr p, ptr end, bool *esc)
 				return p;
 			if (!(p = skip_ws(p, end)) || p >= end)
 				return NULL;
-			obj = stack[(depth - 1) / 8] >> ((depth - 1) % 8) & 1;
+			obj = level_is_object(stack, depth - 1);
 			if (*p == ',') {
 				p++;
 				if (obj && !(p = scan_key(p, end)))
