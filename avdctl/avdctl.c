@@ -195,6 +195,17 @@ is_our_id(json_t *id)
 
 /* ---- call (and sessions, methods, stats) -------------------------------- */
 
+/* Queue m on c; a message that cannot be encoded ends the job as failed. */
+static int
+send_or_fail(struct conn *c, json_t *m, const char *what)
+{
+	if (conn_send(c, m) == 0)
+		return 0;
+	fprintf(stderr, "avdctl: cannot encode the %s\n", what);
+	conn_finish(c, ST_FAILED);
+	return -1;
+}
+
 static void
 call_expired(struct conn *c)
 {
@@ -222,10 +233,7 @@ call_welcome(struct conn *c, json_t *welcome)
 	if (j->has_timeout)
 		json_object_set_new(m, "timeout_ms",
 				    json_integer(j->timeout_ms));
-	if (conn_send(c, m)) {
-		fprintf(stderr, "avdctl: cannot encode the call\n");
-		conn_finish(c, ST_FAILED);
-	}
+	send_or_fail(c, m, "call");
 	json_decref(m);
 
 	if (j->has_timeout) {
@@ -323,10 +331,8 @@ emit_welcome(struct conn *c, json_t *welcome)
 	}
 	if (j->params)
 		json_object_set(ev, "data", j->params);
-	if (conn_send(c, ev) || conn_send(c, barrier)) {
-		fprintf(stderr, "avdctl: cannot encode the event\n");
-		conn_finish(c, ST_FAILED);
-	}
+	if (send_or_fail(c, ev, "event") == 0)
+		send_or_fail(c, barrier, "event");
 	json_decref(ev);
 	json_decref(barrier);
 	conn_deadline(c, j->wait_ms, wait_expired);
@@ -389,10 +395,7 @@ sub_welcome(struct conn *c, json_t *welcome)
 		}
 	m = json_pack("{s:i, s:s, s:{s:o}}", "id", 1, "method", "avd.subscribe",
 		      "params", "events", events);
-	if (conn_send(c, m)) {
-		fprintf(stderr, "avdctl: cannot encode the subscription\n");
-		conn_finish(c, ST_FAILED);
-	}
+	send_or_fail(c, m, "subscription");
 	json_decref(m);
 	conn_deadline(c, j->wait_ms, wait_expired);
 }

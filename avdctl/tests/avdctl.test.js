@@ -29,6 +29,8 @@ const WebSocket = (() => {
     return require(path.join(SRC, 'tests', 'node_modules', 'ws'));
   }
 })();
+// The integration suite's small helpers, not copies of them.
+const { sleep, withTimeout } = require(path.join(SRC, 'tests', 'integration', 'lib', 'harness'));
 const T = { timeout: 20000 };
 
 function findBin(envName, rel) {
@@ -61,20 +63,6 @@ function tmpDir(prefix) {
 process.on('exit', () => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 async function until(pred, ms, what) {
   const end = Date.now() + ms;

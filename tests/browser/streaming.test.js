@@ -102,6 +102,21 @@ function report(what, figures) {
   console.log(`# ${what}: ${parts.join(' ')}`);
 }
 
+// What both rebuilds must show: the page has the original text, byte for
+// byte, in whole characters only, received fast and without page errors.
+function assertRebuilt(page, r, text, what) {
+  assert.equal(r.text.length, text.length, 'same length in UTF-16 units');
+  assert.ok(r.text === text, 'the page rebuilt the original text');
+  assert.equal(r.sha256, sha256(text), 'byte for byte (SHA-256 of the UTF-8, computed in the page)');
+  assert.ok(r.result.split_pairs > 100, `${r.result.split_pairs} deltas ended inside a surrogate pair`);
+  assert.equal(r.wellFormed, true, 'every delta held whole characters only');
+  const rate = r.deltas / Math.max(0.001, r.ms / 1000);
+  report(what, { deltas: r.deltas, split_pairs: r.result.split_pairs, rate_per_s: rate, ms: r.ms });
+  assert.ok(rate > MIN_RATE, `page received ${Math.round(rate)} deltas/s`);
+  assert.deepEqual(page.errors.map(String), [], 'no page errors');
+  assert.deepEqual(page.consoleErrors, [], 'no console errors');
+}
+
 describe('streaming into a page in headless Chromium', { skip: playwrightMissing || false }, () => {
   // avd serving the page, the Python backend, and a page connected to avd;
   // long texts reach the backend as files in a directory of the scope's.
@@ -129,18 +144,9 @@ describe('streaming into a page in headless Chromium', { skip: playwrightMissing
     const text = cjkEmojiText(TEXT_BYTES, 21);
     const params = { text_file: textFile(text), seed: 21, min_units: 1, max_units: 24 };
     const r = await withTimeout(page.evaluate((p) => window.rebuildChunks(p), params), 40000, 'rebuildChunks in the page');
-    assert.equal(r.text.length, text.length, 'same length in UTF-16 units');
-    assert.ok(r.text === text, 'the page rebuilt the original text');
-    assert.equal(r.sha256, sha256(text), 'byte for byte (SHA-256 of the UTF-8, computed in the page)');
     assert.equal(r.result.sha256, sha256(text), 'the backend streamed the same text');
     assert.equal(r.deltas, r.result.deltas, 'one chunk per delta sent');
-    assert.ok(r.result.split_pairs > 100, `${r.result.split_pairs} deltas ended inside a surrogate pair`);
-    assert.equal(r.wellFormed, true, 'every delta held whole characters only');
-    const rate = r.deltas / Math.max(0.001, r.ms / 1000);
-    report('browser chunk deltas', { deltas: r.deltas, split_pairs: r.result.split_pairs, rate_per_s: rate, ms: r.ms });
-    assert.ok(rate > MIN_RATE, `page received ${Math.round(rate)} deltas/s`);
-    assert.deepEqual(page.errors.map(String), [], 'no page errors');
-    assert.deepEqual(page.consoleErrors, [], 'no console errors');
+    assertRebuilt(page, r, text, 'browser chunk deltas');
   });
 
   test('a page rebuilds a 200 KB text from agui:text_message_content events, exactly and fast', T, async (t) => {
@@ -150,15 +156,6 @@ describe('streaming into a page in headless Chromium', { skip: playwrightMissing
     const r = await withTimeout(page.evaluate((p) => window.rebuildEvents(p), params), 40000, 'rebuildEvents in the page');
     assert.equal(r.dropped, 0, 'no events dropped');
     assert.equal(r.deltas, r.result.deltas, 'one event per delta sent');
-    assert.equal(r.text.length, text.length, 'same length in UTF-16 units');
-    assert.ok(r.text === text, 'the page rebuilt the original text');
-    assert.equal(r.sha256, sha256(text), 'byte for byte (SHA-256 of the UTF-8, computed in the page)');
-    assert.ok(r.result.split_pairs > 100, `${r.result.split_pairs} deltas ended inside a surrogate pair`);
-    assert.equal(r.wellFormed, true, 'every delta held whole characters only');
-    const rate = r.deltas / Math.max(0.001, r.ms / 1000);
-    report('browser event deltas', { deltas: r.deltas, split_pairs: r.result.split_pairs, rate_per_s: rate, ms: r.ms });
-    assert.ok(rate > MIN_RATE, `page received ${Math.round(rate)} deltas/s`);
-    assert.deepEqual(page.errors.map(String), [], 'no page errors');
-    assert.deepEqual(page.consoleErrors, [], 'no console errors');
+    assertRebuilt(page, r, text, 'browser event deltas');
   });
 });
